@@ -1,0 +1,142 @@
+//! What each command does. All logic lives in the domain; this file only wires and prints.
+
+use std::sync::Arc;
+
+use scimd_domain::clock::{SystemClock, SystemRandom, format_time};
+use scimd_domain::token::TokenRequest;
+use scimd_domain::{Limits, Service};
+use scimd_server::AppState;
+use scimd_store::SqliteStore;
+
+use crate::config::{Cli, Command, FileConfig, ServeConfig, TenantCommand, TokenCommand, data_dir};
+
+/// The tenant created on first start.
+const DEFAULT_TENANT: &str = "default";
+
+fn open_service(dir: &std::path::Path) -> Result<Service, String> {
+    let store = SqliteStore::open(dir).map_err(|e| format!("cannot open the database in {}: {e}", dir.display()))?;
+    Ok(Service::new(Arc::new(store), Arc::new(SystemClock), Arc::new(SystemRandom), Limits::default()))
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    let file = FileConfig::load(cli.common.config.as_deref())?;
+    match cli.command {
+        Command::Serve(args) => serve(ServeConfig::resolve(&cli.common, &args, &file)?, args.operator_token).await,
+        Command::Tenant(cmd) => tenant(&open_service(&data_dir(&cli.common, &file))?, cmd).await,
+        Command::Token(cmd) => token(&open_service(&data_dir(&cli.common, &file))?, cmd).await,
+    }
+}
+
+async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<(), String> {
+    let service = open_service(&config.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let origin = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let origin = origin.trim_end_matches('/').to_owned();
+
+    println!("scimd {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
+    println!("  SCIM base URL:   {origin}/scim/v2   (one URL for every tenant; the token selects the tenant)");
+    println!("  Admin API:       {origin}/admin/api/v1   (OpenAPI: {origin}/admin/api/v1/openapi.json)");
+    println!("  Data directory:  {}", config.data_dir.display());
+    if service.tenants().await.map_err(|e| e.to_string())?.is_empty() {
+        let tenant = service.create_tenant(DEFAULT_TENANT).await.map_err(|e| e.to_string())?;
+        let issued = service.issue_token(&tenant.id, TokenRequest::default()).await.map_err(|e| e.to_string())?;
+        println!("First start: created the tenant \"{DEFAULT_TENANT}\" ({}).", tenant.id);
+        println!("  SCIM token (shown once, copy it now; expires {}):", format_time(issued.record.expires_at));
+        println!("    {}", issued.secret);
+    }
+    match service.ensure_operator_token(operator_token.as_deref()).await.map_err(|e| e.to_string())? {
+        Some(secret) => {
+            println!("  Operator token for the admin API (shown once, copy it now):");
+            println!("    {secret}");
+        }
+        None if operator_token.is_some() => println!("  Operator token: from SCIMD_OPERATOR_TOKEN"),
+        None => println!("  Operator token: as printed on first start (or set SCIMD_OPERATOR_TOKEN)"),
+    }
+    println!(
+        "New SCIM token: scimd token new --tenant {DEFAULT_TENANT} --data-dir {}   (or POST /admin/api/v1/tenants/{{id}}/tokens)",
+        config.data_dir.display()
+    );
+
+    let state = AppState { service, public_url: config.public_url.map(Into::into) };
+    scimd_server::serve(listener, state, shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))?;
+    println!("scimd stopped: every in-flight request finished");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn tenant(service: &Service, cmd: TenantCommand) -> Result<(), String> {
+    match cmd {
+        TenantCommand::Create { name } => {
+            let t = service.create_tenant(&name).await.map_err(|e| e.to_string())?;
+            println!("created tenant \"{}\" ({})", t.name, t.id);
+            println!("issue its SCIM token with: scimd token new --tenant {}", t.id);
+        }
+        TenantCommand::List => {
+            println!("{:<38} {:<8} {}", "ID", "CREATED", "NAME");
+            for t in service.tenants().await.map_err(|e| e.to_string())? {
+                println!("{:<38} {:<8} {}", t.id, scimd_domain::clock::format_date(t.created_at), t.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn token(service: &Service, cmd: TokenCommand) -> Result<(), String> {
+    match cmd {
+        TokenCommand::New { tenant, lifetime_days, keep_old_for } => {
+            let keep_old_for = keep_old_for
+                .map(|d| time::Duration::try_from(d).map_err(|e| format!("--keep-old-for: {e}")))
+                .transpose()?;
+            let issued = service
+                .issue_token(&tenant, TokenRequest { lifetime_days, expires_at: None, keep_old_for })
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("SCIM token (shown once, copy it now; expires {}):", format_time(issued.record.expires_at));
+            println!("{}", issued.secret);
+            match keep_old_for {
+                Some(d) if d.is_positive() => println!("previous tokens keep working for {d}"),
+                _ => println!("previous tokens of this tenant no longer work"),
+            }
+        }
+        TokenCommand::List { tenant } => {
+            let now = service.clock.now();
+            println!("{:<38} {:<16} {:<9} {:<28} {}", "ID", "PREFIX", "STATE", "EXPIRES", "LAST USED");
+            for t in service.tokens(&tenant).await.map_err(|e| e.to_string())? {
+                let state = format!("{:?}", t.state_at(now)).to_lowercase();
+                let last = t.last_used_at.map(format_time).unwrap_or_else(|| "never".into());
+                println!("{:<38} {:<16} {:<9} {:<28} {}", t.id, t.prefix, state, format_time(t.expires_at), last);
+            }
+        }
+        TokenCommand::Revoke { tenant, token_id } => {
+            let t = service.revoke_token(&tenant, &token_id).await.map_err(|e| e.to_string())?;
+            println!("revoked {} ({})", t.prefix, t.id);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Command line and configuration. Each setting comes from, in order: the command-line flag, the
+//! environment variable, the TOML file given by `--config` / `SCIMD_CONFIG`, the default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./scimd-data";
+
+#[derive(Debug, Parser)]
+#[command(name = "scimd", version, about = "SCIM 2.0 provisioning service for a multi-tenant cloud backup product")]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings every command shares.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// TOML configuration file (keys: listen, data_dir, public_url).
+    #[arg(long, env = "SCIMD_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory of the embedded database [default: ./scimd-data].
+    #[arg(long, env = "SCIMD_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage a tenant's SCIM tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "SCIMD_LISTEN")]
+    pub listen: Option<String>,
+    /// Public URL of this server (e.g. https://scim.example.com), used in every link it returns;
+    /// by default links are built from the request's Host header.
+    #[arg(long, env = "SCIMD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The operator token for the admin API (at least 16 characters); created and printed once
+    /// when neither this nor a stored one exists.
+    #[arg(long = "operator-token", env = "SCIMD_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// The tenant's name.
+        name: String,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a SCIM token (shown once); the tenant's other tokens stop working now, or after --keep-old-for.
+    New {
+        /// Tenant id or name.
+        #[arg(long)]
+        tenant: String,
+        /// Lifetime in days [default: the tenant's setting, 365].
+        #[arg(long)]
+        lifetime_days: Option<u32>,
+        /// Keep the previous tokens working this long, e.g. 24h (rotation without an outage).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        keep_old_for: Option<std::time::Duration>,
+    },
+    /// List a tenant's tokens (never the secrets).
+    List {
+        /// Tenant id or name.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a token at once.
+    Revoke {
+        /// Tenant id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The token's id (see `scimd token list`).
+        token_id: String,
+    },
+}
+
+/// Settings read from the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub public_url: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads the file, if one was named.
+    pub fn load(path: Option<&Path>) -> Result<Self, String> {
+        let Some(path) = path else { return Ok(FileConfig::default()) };
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{} is not a valid scimd configuration: {e}", path.display()))
+    }
+}
+
+/// The resolved settings of `serve`.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub public_url: Option<String>,
+}
+
+/// The data directory after applying flag, environment, file and default, in that order.
+pub fn data_dir(common: &Common, file: &FileConfig) -> PathBuf {
+    common.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+impl ServeConfig {
+    /// Resolves `serve`'s settings.
+    pub fn resolve(common: &Common, args: &ServeArgs, file: &FileConfig) -> Result<Self, String> {
+        let listen = args.listen.clone().or_else(|| file.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen
+            .parse()
+            .map_err(|_| format!("--listen \"{listen}\" is not an address such as 127.0.0.1:8080 or [::]:8080"))?;
+        let public_url = args.public_url.clone().or_else(|| file.public_url.clone());
+        if let Some(url) = &public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("--public-url \"{url}\" must start with http:// or https://"));
+            }
+        }
+        Ok(ServeConfig { listen, data_dir: data_dir(common, file), public_url })
+    }
+}

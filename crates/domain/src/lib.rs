@@ -1,0 +1,68 @@
+//! scimd's domain: tenants and their SCIM tokens, and the provisioning service that applies the
+//! SCIM protocol core to stored resources. It knows nothing about HTTP or SQL: the store is a
+//! trait ([`store::Store`]) and the clock and randomness are injected ([`clock`]).
+
+use std::sync::Arc;
+
+pub mod clock;
+pub mod error;
+pub mod query;
+pub mod resources;
+pub mod store;
+pub mod tenant;
+pub mod token;
+
+pub use error::{DomainError, Result};
+
+use clock::{Clock, Random};
+use store::Store;
+
+/// Limits that bound the work one request can cause; advertised where SCIM advertises them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest page a list or search returns (`filter.maxResults`).
+    pub max_page_size: u64,
+    /// Page size when the client names none.
+    pub default_page_size: u64,
+    /// Most operations in one bulk request (`bulk.maxOperations`).
+    pub max_bulk_operations: usize,
+    /// Largest bulk request body in bytes (`bulk.maxPayloadSize`).
+    pub max_bulk_payload: usize,
+    /// Largest body of any other request in bytes.
+    pub max_body: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_page_size: 1000,
+            default_page_size: 100,
+            max_bulk_operations: 1000,
+            max_bulk_payload: 4 * 1024 * 1024,
+            max_body: 1024 * 1024,
+        }
+    }
+}
+
+/// The domain's entry point: every operation of scimd, over an injected store, clock and
+/// randomness. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+    pub limits: Limits,
+}
+
+impl Service {
+    /// A service over the given parts.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, random: Arc<dyn Random>, limits: Limits) -> Self {
+        Service { store, clock, random, limits }
+    }
+
+    /// A new identifier for a tenant, token or resource: a UUID v7 (time-ordered, so rows
+    /// inserted together stay together in indexes).
+    pub fn new_id(&self) -> String {
+        uuid::Uuid::now_v7().to_string()
+    }
+}

@@ -1,0 +1,25 @@
+//! A list query after parsing: what the store runs.
+
+use scim_proto::{AttrPath, Filter};
+
+use crate::resources::StoredResource;
+
+/// Filter, order and page of a list or search request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub filter: Option<Filter>,
+    pub sort_by: Option<AttrPath>,
+    pub descending: bool,
+    /// 1-based index of the first result.
+    pub start_index: u64,
+    /// Page size; 0 asks only for the total.
+    pub count: u64,
+}
+
+/// One page of results.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// How many resources match in all.
+    pub total: u64,
+    pub resources: Vec<StoredResource>,
+}

@@ -1,0 +1,422 @@
+//! SCIM resources of a tenant: create, read, replace, patch, delete, list and search, applying
+//! the protocol core (validation, PATCH, filters) to what the store keeps.
+
+use std::collections::{HashMap, HashSet};
+
+use scim_proto::list::ListParams;
+use scim_proto::patch::PatchRequest;
+use scim_proto::resource::{check_immutable, prepare};
+use scim_proto::schema::ResourceKind;
+use scim_proto::{AttrPath, Filter, ScimError};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use crate::clock::format_time;
+use crate::query::{ListQuery, Page};
+use crate::store::StoreError;
+use crate::tenant::Tenant;
+use crate::{DomainError, Result, Service};
+
+/// A resource as stored: its canonical document (no `id`, no `meta`) and its metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    pub id: String,
+    pub kind: ResourceKind,
+    /// The canonical document; a Group's carries `members`, and when relations were loaded a
+    /// User's carries `groups`.
+    pub doc: Value,
+    pub created: OffsetDateTime,
+    pub modified: OffsetDateTime,
+    /// Incremented by every change; the ETag is derived from it.
+    pub version: u64,
+}
+
+impl StoredResource {
+    /// The weak ETag of this version (`W/"3"`), also `meta.version`.
+    pub fn etag(&self) -> String {
+        format!("W/\"{}\"", self.version)
+    }
+
+    /// The SCIM representation: `schemas`, `id`, the attributes and `meta`, with `$ref`s and
+    /// `meta.location` under `base_url` (the tenant's SCIM base URL, no trailing slash).
+    pub fn to_scim(&self, base_url: &str) -> Value {
+        let mut out = Map::new();
+        let doc = self.doc.as_object();
+        if let Some(schemas) = doc.and_then(|d| d.get("schemas")) {
+            out.insert("schemas".into(), schemas.clone());
+        }
+        out.insert("id".into(), Value::String(self.id.clone()));
+        for (key, value) in doc.into_iter().flatten() {
+            if key == "schemas" {
+                continue;
+            }
+            let value = match key.as_str() {
+                "members" => with_refs(value, base_url, None),
+                "groups" => with_refs(value, base_url, Some("/Groups")),
+                _ => value.clone(),
+            };
+            out.insert(key.clone(), value);
+        }
+        out.insert(
+            "meta".into(),
+            json!({
+                "resourceType": self.kind.name(),
+                "created": format_time(self.created),
+                "lastModified": format_time(self.modified),
+                "location": format!("{base_url}{}/{}", self.kind.endpoint(), self.id),
+                "version": self.etag(),
+            }),
+        );
+        Value::Object(out)
+    }
+}
+
+/// Adds `$ref` to member / group references: under `endpoint`, or as their `type` says.
+fn with_refs(list: &Value, base_url: &str, endpoint: Option<&str>) -> Value {
+    let Some(items) = list.as_array() else { return list.clone() };
+    Value::Array(
+        items
+            .iter()
+            .map(|item| {
+                let mut item = item.clone();
+                if let Some(obj) = item.as_object_mut() {
+                    let endpoint = endpoint.unwrap_or(match obj.get("type").and_then(Value::as_str) {
+                        Some("Group") => "/Groups",
+                        _ => "/Users",
+                    });
+                    if let Some(id) = obj.get("value").and_then(Value::as_str) {
+                        let r = format!("{base_url}{endpoint}/{id}");
+                        obj.insert("$ref".into(), Value::String(r));
+                    }
+                }
+                item
+            })
+            .collect(),
+    )
+}
+
+/// An `If-Match` / `If-None-Match` condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EtagCondition {
+    /// `*`
+    Any,
+    /// A list of entity tags, compared weakly.
+    Tags(Vec<String>),
+}
+
+impl EtagCondition {
+    /// Parses a header value.
+    pub fn parse(header: &str) -> Self {
+        if header.trim() == "*" {
+            return EtagCondition::Any;
+        }
+        EtagCondition::Tags(header.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect())
+    }
+
+    /// Whether the condition names this resource's current version. Weak comparison: SCIM
+    /// versions are weak ETags, and RFC 7644 §3.14 uses them with If-Match.
+    pub fn matches(&self, res: &StoredResource) -> bool {
+        let strip = |t: &str| t.trim_start_matches("W/").trim_matches('"').to_owned();
+        match self {
+            EtagCondition::Any => true,
+            EtagCondition::Tags(tags) => {
+                let current = strip(&res.etag());
+                tags.iter().any(|t| strip(t) == current)
+            }
+        }
+    }
+}
+
+/// How many times a write retries after losing a race with another write of the same resource.
+const WRITE_RETRIES: usize = 5;
+
+fn not_found(kind: ResourceKind, id: &str) -> DomainError {
+    // The same words whether the id does not exist or belongs to another tenant.
+    ScimError::not_found(format!("{} {id} not found", kind.name())).into()
+}
+
+fn check_if_match(cond: Option<&EtagCondition>, current: &StoredResource) -> Result<()> {
+    match cond {
+        Some(c) if !c.matches(current) => Err(ScimError::precondition_failed(format!(
+            "If-Match does not match the current version {} of {} {}: fetch the resource again and \
+             retry with its ETag",
+            current.etag(),
+            current.kind.name(),
+            current.id
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+impl Service {
+    /// Creates a resource from a POST body.
+    pub async fn create_resource(&self, tenant: &Tenant, kind: ResourceKind, body: Value) -> Result<StoredResource> {
+        let mut doc = prepare(kind, body)?;
+        self.resolve_members(tenant, kind, None, &mut doc).await?;
+        let now = self.clock.now();
+        let res = StoredResource { id: self.new_id(), kind, doc, created: now, modified: now, version: 1 };
+        self.store.insert_resource(&tenant.id, &res).await.map_err(|e| write_error(e, &res))?;
+        Ok(res)
+    }
+
+    /// Reads a resource; `relations` adds a Group's `members` or a User's `groups`.
+    pub async fn get_resource(
+        &self,
+        tenant: &Tenant,
+        kind: ResourceKind,
+        id: &str,
+        relations: bool,
+    ) -> Result<StoredResource> {
+        self.store.resource(&tenant.id, kind, id, relations).await?.ok_or_else(|| not_found(kind, id))
+    }
+
+    /// Replaces a resource from a PUT body. A User body without `active` keeps the current value
+    /// (IdPs that PUT partial objects must not deactivate users by accident).
+    pub async fn replace_resource(
+        &self,
+        tenant: &Tenant,
+        kind: ResourceKind,
+        id: &str,
+        body: Value,
+        if_match: Option<&EtagCondition>,
+    ) -> Result<StoredResource> {
+        let mut doc = prepare(kind, body)?;
+        self.resolve_members(tenant, kind, Some(id), &mut doc).await?;
+        for _ in 0..WRITE_RETRIES {
+            let current = self.get_resource(tenant, kind, id, false).await?;
+            check_if_match(if_match, &current)?;
+            let mut next = doc.clone();
+            if kind == ResourceKind::User {
+                keep_active(&current.doc, &mut next);
+            }
+            check_immutable(kind, &current.doc, &next)?;
+            let res = StoredResource {
+                doc: next,
+                modified: self.clock.now().max(current.modified),
+                version: current.version + 1,
+                ..current.clone()
+            };
+            match self.store.update_resource(&tenant.id, &res, current.version).await {
+                Ok(()) => return Ok(res),
+                Err(StoreError::VersionMismatch) => continue,
+                Err(StoreError::NotFound) => return Err(not_found(kind, id)),
+                Err(e) => return Err(write_error(e, &res)),
+            }
+        }
+        Err(busy(kind, id))
+    }
+
+    /// Applies a PATCH body atomically.
+    pub async fn patch_resource(
+        &self,
+        tenant: &Tenant,
+        kind: ResourceKind,
+        id: &str,
+        body: Value,
+        if_match: Option<&EtagCondition>,
+    ) -> Result<StoredResource> {
+        let patch = PatchRequest::parse(body)?;
+        for _ in 0..WRITE_RETRIES {
+            let current = self.get_resource(tenant, kind, id, kind == ResourceKind::Group).await?;
+            check_if_match(if_match, &current)?;
+            let mut doc = current.doc.clone();
+            if let Some(obj) = doc.as_object_mut() {
+                obj.insert("id".into(), Value::String(current.id.clone()));
+            }
+            patch.apply(&mut doc, kind)?;
+            if let Some(obj) = doc.as_object_mut() {
+                obj.remove("id");
+            }
+            if doc == current.doc {
+                return Ok(current);
+            }
+            check_immutable(kind, &current.doc, &doc)?;
+            self.resolve_members(tenant, kind, Some(id), &mut doc).await?;
+            let res = StoredResource {
+                doc,
+                modified: self.clock.now().max(current.modified),
+                version: current.version + 1,
+                ..current.clone()
+            };
+            match self.store.update_resource(&tenant.id, &res, current.version).await {
+                Ok(()) => return Ok(res),
+                Err(StoreError::VersionMismatch) => continue,
+                Err(StoreError::NotFound) => return Err(not_found(kind, id)),
+                Err(e) => return Err(write_error(e, &res)),
+            }
+        }
+        Err(busy(kind, id))
+    }
+
+    /// Deletes a resource.
+    pub async fn delete_resource(
+        &self,
+        tenant: &Tenant,
+        kind: ResourceKind,
+        id: &str,
+        if_match: Option<&EtagCondition>,
+    ) -> Result<()> {
+        let expected = match if_match {
+            Some(cond) => {
+                let current = self.get_resource(tenant, kind, id, false).await?;
+                check_if_match(Some(cond), &current)?;
+                Some(current.version)
+            }
+            None => None,
+        };
+        match self.store.delete_resource(&tenant.id, kind, id, expected).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) => Err(not_found(kind, id)),
+            Err(StoreError::VersionMismatch) => Err(ScimError::precondition_failed(format!(
+                "{} {id} changed while it was being deleted: fetch it again and retry with its ETag",
+                kind.name()
+            ))
+            .into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Turns list parameters into a store query for one resource type, checking the filter and
+    /// sort attribute against its schemas and bounding the page size.
+    pub fn list_query(&self, kinds: &[ResourceKind], params: &ListParams) -> Result<ListQuery> {
+        if let Some(filter) = &params.filter {
+            validate_filter_any(filter, kinds)?;
+        }
+        if let Some(sort_by) = &params.sort_by {
+            if !kinds.iter().any(|k| k.resource_type().resolve(sort_by).is_some()) {
+                return Err(ScimError::invalid_value(format!(
+                    "sortBy \"{sort_by}\" is not an attribute of {}",
+                    kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(" or ")
+                ))
+                .into());
+            }
+        }
+        Ok(ListQuery {
+            filter: params.filter.clone(),
+            sort_by: params.sort_by.clone(),
+            descending: params.descending,
+            start_index: params.start_index.max(1),
+            count: params.count.unwrap_or(self.limits.default_page_size).min(self.limits.max_page_size),
+        })
+    }
+
+    /// Lists one resource type.
+    pub async fn list_resources(
+        &self,
+        tenant: &Tenant,
+        kind: ResourceKind,
+        query: &ListQuery,
+        relations: bool,
+    ) -> Result<Page> {
+        self.store.query(&tenant.id, kind, query, relations).await.map_err(query_error)
+    }
+
+    /// Searches Users then Groups as one ordered result (`POST /.search` at the root).
+    pub async fn search_all(&self, tenant: &Tenant, query: &ListQuery, relations: bool) -> Result<Page> {
+        let users = self.list_resources(tenant, ResourceKind::User, query, relations).await?;
+        let room = query.count - users.resources.len() as u64;
+        let groups_start = query.start_index.saturating_sub(users.total).max(1);
+        let group_query = ListQuery { start_index: groups_start, count: room, ..query.clone() };
+        let groups = self.list_resources(tenant, ResourceKind::Group, &group_query, relations).await?;
+        let mut resources = users.resources;
+        if query.start_index + resources.len() as u64 > users.total {
+            resources.extend(groups.resources);
+        }
+        Ok(Page { total: users.total + groups.total, resources })
+    }
+
+    /// Checks a Group's `members` against the tenant: each must be an existing User or Group of
+    /// the same tenant (never the group itself); `type` is set from what the member really is.
+    async fn resolve_members(
+        &self,
+        tenant: &Tenant,
+        kind: ResourceKind,
+        group_id: Option<&str>,
+        doc: &mut Value,
+    ) -> Result<()> {
+        if kind != ResourceKind::Group {
+            return Ok(());
+        }
+        let Some(members) = doc.get_mut("members").and_then(Value::as_array_mut) else { return Ok(()) };
+        let ids: Vec<String> = members
+            .iter()
+            .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let known: HashMap<String, ResourceKind> = self.store.resource_kinds(&tenant.id, &ids).await?;
+        for member in members.iter_mut() {
+            let Some(obj) = member.as_object_mut() else { continue };
+            let id = obj.get("value").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if Some(id.as_str()) == group_id {
+                return Err(ScimError::invalid_value(format!(
+                    "a group cannot be a member of itself (members value \"{id}\")"
+                ))
+                .into());
+            }
+            let Some(member_kind) = known.get(&id) else {
+                return Err(ScimError::invalid_value(format!(
+                    "members: no User or Group with id \"{id}\" exists in this tenant; add members by the id scimd returned when they were created"
+                ))
+                .into());
+            };
+            obj.insert("type".into(), Value::String(member_kind.name().to_owned()));
+            obj.remove("$ref");
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the current `active` when a replacement omits it.
+fn keep_active(current: &Value, next: &mut Value) {
+    if let (Some(active), Some(obj)) = (current.get("active"), next.as_object_mut()) {
+        obj.entry("active").or_insert_with(|| active.clone());
+    }
+}
+
+/// Checks that every attribute of a filter exists in at least one of the resource types.
+fn validate_filter_any(filter: &Filter, kinds: &[ResourceKind]) -> Result<()> {
+    let mut first_error = None;
+    for kind in kinds {
+        match filter.validate(kind.resource_type()) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.map_or_else(|| ScimError::invalid_filter("no resource type to filter").into(), Into::into))
+}
+
+fn write_error(e: StoreError, res: &StoredResource) -> DomainError {
+    match e {
+        StoreError::Conflict { attribute } => {
+            let value = res.doc.get(&attribute).and_then(Value::as_str).unwrap_or_default();
+            ScimError::uniqueness(format!(
+                "{attribute} \"{value}\" is already used by another {} of this tenant ({attribute} is \
+                 unique, compared case-insensitively); update that {} instead, or send a different {attribute}",
+                res.kind.name(),
+                res.kind.name()
+            ))
+            .into()
+        }
+        other => other.into(),
+    }
+}
+
+fn query_error(e: StoreError) -> DomainError {
+    match e {
+        StoreError::Unsupported(detail) => ScimError::invalid_filter(detail).into(),
+        other => other.into(),
+    }
+}
+
+fn busy(kind: ResourceKind, id: &str) -> DomainError {
+    ScimError::new(409, format!("{} {id} is being changed by other requests right now; retry", kind.name())).into()
+}
+
+/// Parses a comma-separated list of attribute paths, e.g. from `attributes=`.
+pub fn parse_paths(text: &str) -> Result<Vec<AttrPath>, ScimError> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(AttrPath::parse).collect()
+}

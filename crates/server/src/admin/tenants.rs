@@ -1,0 +1,137 @@
+//! Tenants and their SCIM tokens.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use scimd_domain::clock::parse_time;
+use scimd_domain::tenant::Tenant;
+use scimd_domain::token::{TokenRecord, TokenRequest};
+use serde_json::{Map, Value, json};
+
+use super::Operator;
+use crate::AppState;
+use crate::edge::{AdminFailure, read_json};
+
+type Reply = Result<Response, AdminFailure>;
+
+fn invalid(message: impl Into<String>) -> AdminFailure {
+    AdminFailure::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+}
+
+async fn json_object(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Map<String, Value>, AdminFailure> {
+    match read_json(headers, body, state.service.limits.max_body).await? {
+        Value::Object(map) => Ok(map),
+        _ => Err(invalid("the request body must be a JSON object")),
+    }
+}
+
+/// Rejects fields this endpoint does not know, so that a typo is never silently ignored.
+fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), AdminFailure> {
+    match body.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(invalid(format!("unknown field \"{k}\"; allowed: {}", allowed.join(", ")))),
+        None => Ok(()),
+    }
+}
+
+fn tenant_json(t: &Tenant) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+fn token_json(t: &TokenRecord, now: time::OffsetDateTime) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    v["state"] = serde_json::to_value(t.state_at(now)).unwrap_or(Value::Null);
+    v
+}
+
+/// `POST /tenants {name}`.
+pub async fn create(_: Operator, State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+    let body = json_object(&state, &headers, body).await?;
+    only_fields(&body, &["name"])?;
+    let name = body.get("name").and_then(Value::as_str).ok_or_else(|| invalid("\"name\" (a string) is required"))?;
+    let tenant = state.service.create_tenant(name).await?;
+    Ok((StatusCode::CREATED, Json(tenant_json(&tenant))).into_response())
+}
+
+/// `GET /tenants`.
+pub async fn list(_: Operator, State(state): State<AppState>) -> Reply {
+    let tenants = state.service.tenants().await?;
+    Ok(Json(json!({ "tenants": tenants.iter().map(tenant_json).collect::<Vec<_>>() })).into_response())
+}
+
+/// `GET /tenants/{id}`.
+pub async fn get(_: Operator, State(state): State<AppState>, Path(id): Path<String>) -> Reply {
+    let tenant = state.service.tenant(&id).await?;
+    Ok(Json(tenant_json(&tenant)).into_response())
+}
+
+/// `POST /tenants/{id}/tokens {lifetime_days? | expires_at?, keep_old_for_seconds?}`: the only
+/// response that ever carries the token's secret.
+pub async fn create_token(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let body = if headers.get(axum::http::header::CONTENT_LENGTH).is_some_and(|l| l == "0") {
+        Map::new()
+    } else {
+        json_object(&state, &headers, body).await?
+    };
+    only_fields(&body, &["lifetime_days", "expires_at", "keep_old_for_seconds"])?;
+    let lifetime_days = match body.get("lifetime_days") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|d| u32::try_from(d).ok())
+                .ok_or_else(|| invalid("\"lifetime_days\" must be a positive integer"))?,
+        ),
+    };
+    let expires_at = match body.get("expires_at") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(parse_time)
+                .ok_or_else(|| invalid("\"expires_at\" must be an RFC 3339 date-time, e.g. 2027-01-31T12:00:00Z"))?,
+        ),
+    };
+    let keep_old_for = match body.get("keep_old_for_seconds") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(time::Duration::seconds(
+            v.as_i64().ok_or_else(|| invalid("\"keep_old_for_seconds\" must be an integer"))?,
+        )),
+    };
+    let issued = state.service.issue_token(&id, TokenRequest { lifetime_days, expires_at, keep_old_for }).await?;
+    let r = &issued.record;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": r.id,
+            "tenant_id": r.tenant_id,
+            "token": issued.secret,
+            "prefix": r.prefix,
+            "created_at": scimd_domain::clock::format_time(r.created_at),
+            "expires_at": scimd_domain::clock::format_time(r.expires_at),
+        })),
+    )
+        .into_response())
+}
+
+/// `GET /tenants/{id}/tokens`: no secrets.
+pub async fn list_tokens(_: Operator, State(state): State<AppState>, Path(id): Path<String>) -> Reply {
+    let tokens = state.service.tokens(&id).await?;
+    let now = state.service.clock.now();
+    Ok(Json(json!({ "tokens": tokens.iter().map(|t| token_json(t, now)).collect::<Vec<_>>() })).into_response())
+}
+
+/// `DELETE /tenants/{id}/tokens/{token_id}`: revokes at once.
+pub async fn revoke_token(
+    _: Operator,
+    State(state): State<AppState>,
+    Path((id, token_id)): Path<(String, String)>,
+) -> Reply {
+    state.service.revoke_token(&id, &token_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,44 @@
+//! Who is calling: the tenant a bearer token belongs to, and the base URL to build links with.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use scimd_domain::tenant::Tenant;
+
+use crate::AppState;
+use crate::edge::ScimFailure;
+
+/// An authenticated SCIM caller.
+pub struct ScimCaller {
+    pub tenant: Tenant,
+    /// The SCIM base URL, without a trailing slash (`https://host/scim/v2`).
+    pub base_url: String,
+}
+
+/// The SCIM base URL for a request: the configured public URL, else built from `Host`.
+pub fn base_url(state: &AppState, parts: &Parts) -> String {
+    match &state.public_url {
+        Some(url) => format!("{}/scim/v2", url.trim_end_matches('/')),
+        None => {
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+                .unwrap_or("localhost");
+            format!("http://{host}/scim/v2")
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ScimCaller {
+    type Rejection = ScimFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // A header that is not visible ASCII is present but malformed, not missing.
+        let header_value = |name| parts.headers.get(name).map(|v| v.to_str().unwrap_or(""));
+        let auth =
+            state.service.authenticate(header_value(header::AUTHORIZATION), header_value(header::USER_AGENT)).await?;
+        Ok(ScimCaller { tenant: auth.tenant, base_url: base_url(state, parts) })
+    }
+}

@@ -1,0 +1,54 @@
+//! The SCIM 2.0 endpoints (RFC 7644) under `/scim/v2`.
+
+mod auth;
+mod bulk;
+mod discovery;
+mod resources;
+
+use axum::Router;
+use axum::http::Method;
+use axum::response::Response;
+use axum::routing::{get, post};
+use scim_proto::ScimError;
+
+use crate::AppState;
+use crate::edge::{ScimFailure, not_found};
+
+pub use auth::ScimCaller;
+
+/// The `/scim/v2` router.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/Users", get(resources::list_users).post(resources::create_user))
+        .route("/Users/.search", post(resources::search_users))
+        .route(
+            "/Users/{id}",
+            get(resources::get_user)
+                .put(resources::replace_user)
+                .patch(resources::patch_user)
+                .delete(resources::delete_user),
+        )
+        .route("/Groups", get(resources::list_groups).post(resources::create_group))
+        .route("/Groups/.search", post(resources::search_groups))
+        .route(
+            "/Groups/{id}",
+            get(resources::get_group)
+                .put(resources::replace_group)
+                .patch(resources::patch_group)
+                .delete(resources::delete_group),
+        )
+        .route("/.search", post(resources::search_all))
+        .route("/Bulk", post(bulk::bulk))
+        .route("/ServiceProviderConfig", get(discovery::service_provider_config))
+        .route("/ResourceTypes", get(discovery::resource_types))
+        .route("/ResourceTypes/{name}", get(discovery::resource_type))
+        .route("/Schemas", get(discovery::schemas))
+        .route("/Schemas/{id}", get(discovery::schema))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    use axum::response::IntoResponse;
+    ScimFailure::from(ScimError::new(405, format!("{method} is not allowed on {}", uri.path()))).into_response()
+}

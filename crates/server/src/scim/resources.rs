@@ -1,0 +1,292 @@
+//! `/Users`, `/Groups` and `/.search`: thin handlers over the domain's resource service.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use scim_proto::list::ListParams;
+use scim_proto::resource::Projection;
+use scim_proto::schema::LIST_RESPONSE_SCHEMA;
+use scim_proto::{AttrPath, ResourceKind, ScimError};
+use scimd_domain::query::Page;
+use scimd_domain::resources::{EtagCondition, StoredResource};
+use serde_json::{Value, json};
+
+use super::ScimCaller;
+use crate::AppState;
+use crate::edge::{ScimFailure, ScimJson, read_json};
+
+type Reply = Result<Response, ScimFailure>;
+
+/// Decoded query-string pairs (`+` is a space: Entra encodes filters that way).
+pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect()
+}
+
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// The projection asked for by `attributes` / `excludedAttributes`.
+fn projection(attributes: Option<&str>, excluded: Option<&str>, kind: ResourceKind) -> Result<Projection, ScimFailure> {
+    Ok(Projection::parse(attributes, excluded, kind)?)
+}
+
+/// Whether the response needs a Group's members or a User's groups.
+fn wants_relations(projection: &Projection, kind: ResourceKind) -> bool {
+    let name = match kind {
+        ResourceKind::User => "groups",
+        ResourceKind::Group => "members",
+    };
+    projection.includes(&AttrPath::simple(name), kind)
+}
+
+fn etag_header(headers: &HeaderMap, name: header::HeaderName) -> Option<EtagCondition> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(EtagCondition::parse)
+}
+
+fn render(res: &StoredResource, caller: &ScimCaller, projection: &Projection) -> Value {
+    projection.apply(&res.to_scim(&caller.base_url), res.kind)
+}
+
+fn resource_reply(status: StatusCode, res: &StoredResource, caller: &ScimCaller, projection: &Projection) -> Response {
+    ScimJson {
+        status,
+        body: render(res, caller, projection),
+        location: Some(format!("{}{}/{}", caller.base_url, res.kind.endpoint(), res.id)),
+        etag: Some(res.etag()),
+    }
+    .into_response()
+}
+
+fn list_reply(page: Page, start_index: u64, caller: &ScimCaller, projection: &Projection) -> Response {
+    let resources: Vec<Value> = page.resources.iter().map(|r| render(r, caller, projection)).collect();
+    ScimJson::ok(json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": page.total,
+        "itemsPerPage": resources.len(),
+        "startIndex": start_index,
+        "Resources": resources,
+    }))
+    .into_response()
+}
+
+async fn list(kinds: &[ResourceKind], state: &AppState, caller: &ScimCaller, params: ListParams) -> Reply {
+    let service = &state.service;
+    let query = service.list_query(kinds, &params)?;
+    let (kind, others) = match kinds {
+        [one] => (*one, false),
+        _ => (ResourceKind::User, true),
+    };
+    let projection = projection(params.attributes.as_deref(), params.excluded_attributes.as_deref(), kind)?;
+    let page = if others {
+        service.search_all(&caller.tenant, &query, true).await?
+    } else {
+        service.list_resources(&caller.tenant, kind, &query, wants_relations(&projection, kind)).await?
+    };
+    if others {
+        // Each resource is projected by its own type's schema.
+        let resources: Vec<Value> = page
+            .resources
+            .iter()
+            .map(|r| {
+                let p = Projection::parse(params.attributes.as_deref(), params.excluded_attributes.as_deref(), r.kind)
+                    .unwrap_or_else(|_| Projection::all());
+                render(r, caller, &p)
+            })
+            .collect();
+        return Ok(ScimJson::ok(json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": page.total,
+            "itemsPerPage": resources.len(),
+            "startIndex": query.start_index,
+            "Resources": resources,
+        }))
+        .into_response());
+    }
+    Ok(list_reply(page, query.start_index, caller, &projection))
+}
+
+async fn list_from_query(kind: ResourceKind, state: AppState, caller: ScimCaller, raw: Option<String>) -> Reply {
+    let pairs = query_pairs(raw.as_deref());
+    let params = ListParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    list(&[kind], &state, &caller, params).await
+}
+
+async fn search(kinds: &[ResourceKind], state: AppState, caller: ScimCaller, headers: HeaderMap, body: Body) -> Reply {
+    let body = read_json(&headers, body, state.service.limits.max_body).await.map_err(ScimError::from)?;
+    let params = ListParams::from_search_request(&body)?;
+    list(kinds, &state, &caller, params).await
+}
+
+async fn create(
+    kind: ResourceKind,
+    state: AppState,
+    caller: ScimCaller,
+    raw: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let pairs = query_pairs(raw.as_deref());
+    let projection = projection(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"), kind)?;
+    let body = read_json(&headers, body, state.service.limits.max_body).await.map_err(ScimError::from)?;
+    let res = state.service.create_resource(&caller.tenant, kind, body).await?;
+    let res = with_relations(&state, &caller, res, &projection).await?;
+    Ok(resource_reply(StatusCode::CREATED, &res, &caller, &projection))
+}
+
+/// Reloads a written resource with its relations when the response shows them.
+async fn with_relations(
+    state: &AppState,
+    caller: &ScimCaller,
+    res: StoredResource,
+    projection: &Projection,
+) -> Result<StoredResource, ScimFailure> {
+    if !wants_relations(projection, res.kind) {
+        return Ok(res);
+    }
+    Ok(state.service.get_resource(&caller.tenant, res.kind, &res.id, true).await.unwrap_or(res))
+}
+
+async fn get_one(
+    kind: ResourceKind,
+    state: AppState,
+    caller: ScimCaller,
+    id: String,
+    raw: Option<String>,
+    headers: HeaderMap,
+) -> Reply {
+    let pairs = query_pairs(raw.as_deref());
+    let projection = projection(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"), kind)?;
+    let res = state.service.get_resource(&caller.tenant, kind, &id, wants_relations(&projection, kind)).await?;
+    if etag_header(&headers, header::IF_NONE_MATCH).is_some_and(|c| c.matches(&res)) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, res.etag())]).into_response());
+    }
+    Ok(resource_reply(StatusCode::OK, &res, &caller, &projection))
+}
+
+/// Which write a handler performs.
+#[derive(Clone, Copy)]
+enum Write {
+    Replace,
+    Patch,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write(
+    op: Write,
+    kind: ResourceKind,
+    state: AppState,
+    caller: ScimCaller,
+    id: String,
+    raw: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let pairs = query_pairs(raw.as_deref());
+    let projection = projection(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"), kind)?;
+    let body = read_json(&headers, body, state.service.limits.max_body).await.map_err(ScimError::from)?;
+    let if_match = etag_header(&headers, header::IF_MATCH);
+    let service = &state.service;
+    let res = match op {
+        Write::Replace => service.replace_resource(&caller.tenant, kind, &id, body, if_match.as_ref()).await?,
+        Write::Patch => service.patch_resource(&caller.tenant, kind, &id, body, if_match.as_ref()).await?,
+    };
+    let res = match (op, kind) {
+        // A patched Group already carries its members.
+        (Write::Patch, ResourceKind::Group) => res,
+        _ => with_relations(&state, &caller, res, &projection).await?,
+    };
+    Ok(resource_reply(StatusCode::OK, &res, &caller, &projection))
+}
+
+async fn delete(kind: ResourceKind, state: AppState, caller: ScimCaller, id: String, headers: HeaderMap) -> Reply {
+    let if_match = etag_header(&headers, header::IF_MATCH);
+    state.service.delete_resource(&caller.tenant, kind, &id, if_match.as_ref()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+macro_rules! resource_handlers {
+    ($kind:expr, $list:ident, $search:ident, $create:ident, $get:ident, $replace:ident, $patch:ident, $delete:ident) => {
+        /// `GET` the collection.
+        pub async fn $list(State(s): State<AppState>, c: ScimCaller, RawQuery(q): RawQuery) -> Reply {
+            list_from_query($kind, s, c, q).await
+        }
+        /// `POST .search` on the collection.
+        pub async fn $search(State(s): State<AppState>, c: ScimCaller, h: HeaderMap, b: Body) -> Reply {
+            search(&[$kind], s, c, h, b).await
+        }
+        /// `POST` to the collection.
+        pub async fn $create(
+            State(s): State<AppState>,
+            c: ScimCaller,
+            RawQuery(q): RawQuery,
+            h: HeaderMap,
+            b: Body,
+        ) -> Reply {
+            create($kind, s, c, q, h, b).await
+        }
+        /// `GET` one resource.
+        pub async fn $get(
+            State(s): State<AppState>,
+            c: ScimCaller,
+            Path(id): Path<String>,
+            RawQuery(q): RawQuery,
+            h: HeaderMap,
+        ) -> Reply {
+            get_one($kind, s, c, id, q, h).await
+        }
+        /// `PUT` one resource.
+        pub async fn $replace(
+            State(s): State<AppState>,
+            c: ScimCaller,
+            Path(id): Path<String>,
+            RawQuery(q): RawQuery,
+            h: HeaderMap,
+            b: Body,
+        ) -> Reply {
+            write(Write::Replace, $kind, s, c, id, q, h, b).await
+        }
+        /// `PATCH` one resource.
+        pub async fn $patch(
+            State(s): State<AppState>,
+            c: ScimCaller,
+            Path(id): Path<String>,
+            RawQuery(q): RawQuery,
+            h: HeaderMap,
+            b: Body,
+        ) -> Reply {
+            write(Write::Patch, $kind, s, c, id, q, h, b).await
+        }
+        /// `DELETE` one resource.
+        pub async fn $delete(State(s): State<AppState>, c: ScimCaller, Path(id): Path<String>, h: HeaderMap) -> Reply {
+            delete($kind, s, c, id, h).await
+        }
+    };
+}
+
+resource_handlers!(
+    ResourceKind::User,
+    list_users,
+    search_users,
+    create_user,
+    get_user,
+    replace_user,
+    patch_user,
+    delete_user
+);
+resource_handlers!(
+    ResourceKind::Group,
+    list_groups,
+    search_groups,
+    create_group,
+    get_group,
+    replace_group,
+    patch_group,
+    delete_group
+);
+
+/// `POST /.search` at the root: Users and Groups together.
+pub async fn search_all(State(s): State<AppState>, c: ScimCaller, h: HeaderMap, b: Body) -> Reply {
+    search(&[ResourceKind::User, ResourceKind::Group], s, c, h, b).await
+}

@@ -1,0 +1,432 @@
+//! Filters to SQL. Attributes that IdPs query (`id`, `externalId`, `userName`, `displayName`,
+//! `active`, `meta.created`, `meta.lastModified`, emails, group membership) compile to predicates
+//! on indexed columns; any other part of a filter is handed to `scim_match`, which runs the
+//! in-memory evaluator on the row. Every predicate is two-valued (never NULL), so `not` means
+//! exactly what it means in memory.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, params_from_iter};
+use scim_proto::schema::{GROUP_SCHEMA, USER_SCHEMA};
+use scim_proto::{AttrPath, CompValue, CompareOp, Filter, ResourceKind};
+use scimd_domain::clock::{format_time, parse_time};
+use scimd_domain::query::{ListQuery, Page};
+use scimd_domain::store::StoreError;
+
+use super::backend;
+use super::rows::{RESOURCE_COLUMNS, fold, kind_name, load_relations, resource_from_row};
+
+/// SQL text with its positional parameters.
+#[derive(Debug, Default)]
+pub(super) struct Sql {
+    pub text: String,
+    pub params: Vec<SqlValue>,
+}
+
+impl Sql {
+    fn push(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    fn param(&mut self, value: impl Into<SqlValue>) {
+        self.text.push('?');
+        self.params.push(value.into());
+    }
+}
+
+/// How a column compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColType {
+    /// Text folded to lower case (caseExact = false).
+    Folded,
+    /// Text compared as is (caseExact = true).
+    Exact,
+    /// 0 / 1.
+    Bool,
+    /// A timestamp in scimd's fixed-width text form.
+    Time,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    expr: &'static str,
+    ty: ColType,
+}
+
+/// A multi-valued attribute kept in a table of its own.
+#[derive(Debug, Clone, Copy)]
+enum Relation {
+    Emails,
+    Members,
+    Groups,
+}
+
+impl Relation {
+    fn exists_prefix(self) -> &'static str {
+        match self {
+            Relation::Emails => "EXISTS (SELECT 1 FROM resource_emails e WHERE e.resource_seq = r.seq",
+            Relation::Members => {
+                "EXISTS (SELECT 1 FROM group_members m WHERE m.tenant_id = r.tenant_id AND m.group_id = r.id"
+            }
+            Relation::Groups => {
+                "EXISTS (SELECT 1 FROM group_members m WHERE m.tenant_id = r.tenant_id AND m.member_id = r.id"
+            }
+        }
+    }
+
+    /// The column of a sub-attribute of an element; `None` means "evaluate in memory".
+    fn column(self, sub: &str) -> Result<Option<Column>, StoreError> {
+        let sub = sub.to_ascii_lowercase();
+        Ok(match (self, sub.as_str()) {
+            (Relation::Emails, "value") => Some(Column { expr: "e.value_fold", ty: ColType::Folded }),
+            (Relation::Emails, "type") => Some(Column { expr: "e.type_fold", ty: ColType::Folded }),
+            (Relation::Emails, "primary") => Some(Column { expr: "e.is_primary", ty: ColType::Bool }),
+            (Relation::Emails, _) => None,
+            (Relation::Members, "value") => Some(Column { expr: "m.member_id", ty: ColType::Exact }),
+            (Relation::Members, "type") => Some(Column { expr: "lower(m.member_kind)", ty: ColType::Folded }),
+            (Relation::Groups, "value") => Some(Column { expr: "m.group_id", ty: ColType::Exact }),
+            (rel, other) => {
+                let attr = if matches!(rel, Relation::Members) { "members" } else { "groups" };
+                return Err(StoreError::Unsupported(format!(
+                    "filtering on {attr}.{other} is not supported; filter on {attr}.value (the member's id){}",
+                    if matches!(rel, Relation::Members) { " or members.type" } else { "" }
+                )));
+            }
+        })
+    }
+}
+
+/// Where a path leads: a column, a related table, or nowhere indexed.
+enum Target {
+    Column(Column),
+    Related(Relation, Option<String>),
+    Memory,
+}
+
+fn is_core(path: &AttrPath, kind: ResourceKind) -> bool {
+    let core = if kind == ResourceKind::User { USER_SCHEMA } else { GROUP_SCHEMA };
+    path.schema.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(core))
+}
+
+fn target(path: &AttrPath, kind: ResourceKind) -> Result<Target, StoreError> {
+    if !is_core(path, kind) {
+        return Ok(Target::Memory);
+    }
+    let name = path.name.to_ascii_lowercase();
+    let sub = path.sub.as_deref().map(str::to_ascii_lowercase);
+    let col = |expr, ty| Ok(Target::Column(Column { expr, ty }));
+    match (kind, name.as_str(), sub.as_deref()) {
+        (_, "id", None) => col("r.id", ColType::Exact),
+        (_, "externalid", None) => col("r.external_id", ColType::Exact),
+        (_, "displayname", None) => col("r.display_name_fold", ColType::Folded),
+        (ResourceKind::User, "username", None) => col("r.user_name_fold", ColType::Folded),
+        (ResourceKind::User, "active", None) => col("r.active", ColType::Bool),
+        (_, "meta", Some("created")) => col("r.created", ColType::Time),
+        (_, "meta", Some("lastmodified")) => col("r.modified", ColType::Time),
+        (_, "meta", Some("resourcetype")) => col("lower(r.kind)", ColType::Folded),
+        (_, "meta", other) => Err(StoreError::Unsupported(format!(
+            "filtering on meta{} is not supported; filter on meta.created, meta.lastModified or meta.resourceType",
+            other.map(|s| format!(".{s}")).unwrap_or_default()
+        ))),
+        (ResourceKind::User, "emails", sub) => Ok(Target::Related(Relation::Emails, sub.map(str::to_owned))),
+        (ResourceKind::User, "groups", sub) => Ok(Target::Related(Relation::Groups, sub.map(str::to_owned))),
+        (ResourceKind::Group, "members", sub) => Ok(Target::Related(Relation::Members, sub.map(str::to_owned))),
+        _ => Ok(Target::Memory),
+    }
+}
+
+/// Whether any part of the filter can use an index; a filter that cannot is evaluated in one
+/// `scim_match` call rather than one per leaf.
+fn uses_index(filter: &Filter, kind: ResourceKind) -> bool {
+    match filter {
+        Filter::And(a, b) | Filter::Or(a, b) => uses_index(a, kind) || uses_index(b, kind),
+        Filter::Not(a) => uses_index(a, kind),
+        Filter::Present(p) | Filter::Compare(p, _, _) | Filter::ValuePath(p, _) => {
+            !matches!(target(p, kind), Ok(Target::Memory))
+        }
+    }
+}
+
+/// Appends the SQL of `filter` for resources of `kind` (aliased `r`).
+pub(super) fn compile(filter: &Filter, kind: ResourceKind, out: &mut Sql) -> Result<(), StoreError> {
+    if !uses_index(filter, kind) {
+        return in_memory(filter, out);
+    }
+    match filter {
+        Filter::And(a, b) | Filter::Or(a, b) => {
+            let op = if matches!(filter, Filter::And(..)) { " AND " } else { " OR " };
+            out.push("(");
+            compile(a, kind, out)?;
+            out.push(op);
+            compile(b, kind, out)?;
+            out.push(")");
+            Ok(())
+        }
+        Filter::Not(a) => {
+            out.push("(NOT ");
+            compile(a, kind, out)?;
+            out.push(")");
+            Ok(())
+        }
+        Filter::Present(path) => leaf(filter, path, None, kind, out),
+        Filter::Compare(path, op, value) => leaf(filter, path, Some((*op, value)), kind, out),
+        Filter::ValuePath(path, inner) => match target(path, kind)? {
+            Target::Related(rel, None) if relation_compiles(inner, rel)? => {
+                out.push(rel.exists_prefix());
+                out.push(" AND ");
+                compile_element(inner, rel, out)?;
+                out.push(")");
+                Ok(())
+            }
+            _ => in_memory(filter, out),
+        },
+    }
+}
+
+fn in_memory(filter: &Filter, out: &mut Sql) -> Result<(), StoreError> {
+    out.push("scim_match(r.kind, r.doc, ");
+    out.param(filter.to_string());
+    out.push(")");
+    Ok(())
+}
+
+fn leaf(
+    filter: &Filter,
+    path: &AttrPath,
+    cmp: Option<(CompareOp, &CompValue)>,
+    kind: ResourceKind,
+    out: &mut Sql,
+) -> Result<(), StoreError> {
+    match target(path, kind)? {
+        Target::Column(col) => predicate(col, cmp, out),
+        Target::Related(rel, sub) => {
+            let Some(col) = rel.column(sub.as_deref().unwrap_or("value"))? else { return in_memory(filter, out) };
+            // Any element matches; `ne` also holds when there is no element (as in memory).
+            if matches!(cmp, Some((CompareOp::Ne, _))) {
+                out.push("(NOT ");
+                out.push(rel.exists_prefix());
+                out.push(") OR ");
+                out.push(rel.exists_prefix());
+                out.push(" AND ");
+                predicate(col, cmp, out)?;
+                out.push("))");
+            } else {
+                out.push(rel.exists_prefix());
+                out.push(" AND ");
+                predicate(col, cmp, out)?;
+                out.push(")");
+            }
+            Ok(())
+        }
+        Target::Memory => in_memory(filter, out),
+    }
+}
+
+/// Whether every leaf inside a value filter has a column in the related table.
+fn relation_compiles(filter: &Filter, rel: Relation) -> Result<bool, StoreError> {
+    Ok(match filter {
+        Filter::And(a, b) | Filter::Or(a, b) => relation_compiles(a, rel)? && relation_compiles(b, rel)?,
+        Filter::Not(a) => relation_compiles(a, rel)?,
+        Filter::Present(p) | Filter::Compare(p, _, _) => {
+            p.sub.is_none() && p.schema.is_none() && rel.column(&p.name)?.is_some()
+        }
+        Filter::ValuePath(..) => false,
+    })
+}
+
+fn compile_element(filter: &Filter, rel: Relation, out: &mut Sql) -> Result<(), StoreError> {
+    match filter {
+        Filter::And(a, b) | Filter::Or(a, b) => {
+            out.push("(");
+            compile_element(a, rel, out)?;
+            out.push(if matches!(filter, Filter::And(..)) { " AND " } else { " OR " });
+            compile_element(b, rel, out)?;
+            out.push(")");
+            Ok(())
+        }
+        Filter::Not(a) => {
+            out.push("(NOT ");
+            compile_element(a, rel, out)?;
+            out.push(")");
+            Ok(())
+        }
+        Filter::Present(p) | Filter::Compare(p, _, _) => {
+            let col = rel.column(&p.name)?.ok_or_else(|| StoreError::Unsupported(format!("cannot filter on {p}")))?;
+            let cmp = match filter {
+                Filter::Compare(_, op, v) => Some((*op, v)),
+                _ => None,
+            };
+            predicate(col, cmp, out)
+        }
+        Filter::ValuePath(p, _) => Err(StoreError::Unsupported(format!("nested value path {p}"))),
+    }
+}
+
+/// A two-valued predicate on one column; `cmp` is `None` for `pr`.
+fn predicate(col: Column, cmp: Option<(CompareOp, &CompValue)>, out: &mut Sql) -> Result<(), StoreError> {
+    let c = col.expr;
+    let Some((op, value)) = cmp else {
+        out.push(&format!("({c} IS NOT NULL AND {c} <> '')"));
+        return Ok(());
+    };
+    let param: SqlValue = match (col.ty, value) {
+        (_, CompValue::Null) => {
+            match op {
+                CompareOp::Eq => out.push(&format!("({c} IS NULL)")),
+                CompareOp::Ne => out.push(&format!("({c} IS NOT NULL)")),
+                _ => out.push("0"),
+            }
+            return Ok(());
+        }
+        (ColType::Folded, CompValue::Str(s)) => SqlValue::Text(fold(s)),
+        (ColType::Exact, CompValue::Str(s)) => SqlValue::Text(s.clone()),
+        (ColType::Bool, CompValue::Bool(b)) => SqlValue::Integer(i64::from(*b)),
+        (ColType::Bool, CompValue::Str(s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
+            SqlValue::Integer(i64::from(s.eq_ignore_ascii_case("true")))
+        }
+        (ColType::Time, CompValue::Str(s)) if matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) => {
+            SqlValue::Text(s.clone())
+        }
+        (ColType::Time, CompValue::Str(s)) => match parse_time(s) {
+            Some(t) => SqlValue::Text(format_time(t)),
+            None => {
+                return Err(StoreError::Unsupported(format!(
+                    "\"{s}\" is not a date-time: compare meta.created and meta.lastModified with an RFC 3339 \
+                     date-time such as \"2026-01-31T12:00:00Z\""
+                )));
+            }
+        },
+        // A value of another type never equals the attribute; `ne` therefore always holds.
+        _ => {
+            out.push(if op == CompareOp::Ne { "1" } else { "0" });
+            return Ok(());
+        }
+    };
+    let ordering = matches!(op, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le);
+    if col.ty == ColType::Bool && !matches!(op, CompareOp::Eq | CompareOp::Ne) {
+        out.push("0");
+        return Ok(());
+    }
+    let text = matches!(param, SqlValue::Text(_));
+    match op {
+        CompareOp::Eq => {
+            out.push(&format!("({c} IS NOT NULL AND {c} = "));
+            out.param(param);
+            out.push(")");
+        }
+        CompareOp::Ne => {
+            out.push(&format!("({c} IS NULL OR {c} <> "));
+            out.param(param);
+            out.push(")");
+        }
+        _ if ordering => {
+            let sym = match op {
+                CompareOp::Gt => ">",
+                CompareOp::Ge => ">=",
+                CompareOp::Lt => "<",
+                _ => "<=",
+            };
+            out.push(&format!("({c} IS NOT NULL AND {c} {sym} "));
+            out.param(param);
+            out.push(")");
+        }
+        CompareOp::Co if text => {
+            out.push(&format!("({c} IS NOT NULL AND instr({c}, "));
+            out.param(param);
+            out.push(") > 0)");
+        }
+        CompareOp::Sw if text => {
+            out.push(&format!("({c} IS NOT NULL AND substr({c}, 1, length("));
+            out.param(param.clone());
+            out.push(")) = ");
+            out.param(param);
+            out.push(")");
+        }
+        CompareOp::Ew if text => {
+            // substr(x, -0) is not the empty suffix, so the empty string is handled apart.
+            out.push(&format!("({c} IS NOT NULL AND (length("));
+            out.param(param.clone());
+            out.push(&format!(") = 0 OR (length({c}) >= length("));
+            out.param(param.clone());
+            out.push(&format!(") AND substr({c}, -length("));
+            out.param(param.clone());
+            out.push(")) = ");
+            out.param(param);
+            out.push(")))");
+        }
+        _ => out.push("0"),
+    }
+    Ok(())
+}
+
+/// The ORDER BY of a query: the sort attribute (missing values last), then insertion order.
+fn order_by(query: &ListQuery, kind: ResourceKind, out: &mut Sql) -> Result<(), StoreError> {
+    out.push(" ORDER BY ");
+    if let Some(path) = &query.sort_by {
+        let dir = if query.descending { "DESC" } else { "ASC" };
+        match target(path, kind) {
+            Ok(Target::Column(col)) => out.push(&format!("{c} IS NULL, {c} {dir}, ", c = col.expr)),
+            _ => {
+                out.push("scim_sort_key(r.kind, r.doc, ");
+                out.param(path.to_string());
+                out.push(") IS NULL, scim_sort_key(r.kind, r.doc, ");
+                out.param(path.to_string());
+                out.push(&format!(") {dir}, "));
+            }
+        }
+    }
+    out.push("r.seq");
+    Ok(())
+}
+
+/// Runs a list query: the exact total, then the page.
+pub(super) fn run_query(
+    c: &Connection,
+    tenant: &str,
+    kind: ResourceKind,
+    query: &ListQuery,
+    relations: bool,
+) -> Result<Page, StoreError> {
+    let mut filter = Sql::default();
+    filter.push(" FROM resources r WHERE r.tenant_id = ");
+    filter.param(tenant.to_owned());
+    filter.push(" AND r.kind = ");
+    filter.param(kind_name(kind).to_owned());
+    if let Some(f) = &query.filter {
+        filter.push(" AND ");
+        compile(f, kind, &mut filter)?;
+    }
+    let count_sql = format!("SELECT COUNT(*){}", filter.text);
+    let total: i64 = c
+        .prepare_cached(&count_sql)
+        .and_then(|mut s| s.query_row(params_from_iter(filter.params.iter()), |r| r.get(0)))
+        .map_err(sql_error)?;
+    let total = total as u64;
+    let offset = query.start_index.saturating_sub(1);
+    if query.count == 0 || offset >= total {
+        return Ok(Page { total, resources: Vec::new() });
+    }
+    let mut page = Sql { text: format!("SELECT {RESOURCE_COLUMNS}{}", filter.text), params: filter.params };
+    order_by(query, kind, &mut page)?;
+    page.push(" LIMIT ");
+    page.param(query.count.min(i64::MAX as u64) as i64);
+    page.push(" OFFSET ");
+    page.param(offset.min(i64::MAX as u64) as i64);
+    let mut stmt = c.prepare_cached(&page.text).map_err(sql_error)?;
+    let rows = stmt.query_map(params_from_iter(page.params.iter()), resource_from_row).map_err(sql_error)?;
+    let mut resources = Vec::new();
+    for row in rows {
+        resources.push(row.map_err(sql_error)??);
+    }
+    if relations {
+        load_relations(c, tenant, kind, &mut resources)?;
+    }
+    Ok(Page { total, resources })
+}
+
+/// An error raised inside `scim_match` is the client's filter's fault; anything else is ours.
+fn sql_error(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::UserFunctionError(inner) => StoreError::Unsupported(inner.to_string()),
+        _ => backend(e),
+    }
+}

@@ -1,0 +1,546 @@
+//! The SQLite store: one file in the data directory, WAL mode, `synchronous=FULL` so that a
+//! write acknowledged to a client survives a crash or power loss. One writer connection (SQLite
+//! has one writer anyway) and a small pool of readers that run alongside it.
+
+mod filter_sql;
+mod functions;
+mod rows;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use scim_proto::ResourceKind;
+use scimd_domain::clock::format_time;
+use scimd_domain::query::{ListQuery, Page};
+use scimd_domain::resources::StoredResource;
+use scimd_domain::store::{Store, StoreError};
+use scimd_domain::tenant::Tenant;
+use scimd_domain::token::TokenRecord;
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+
+use rows::{IndexedColumns, kind_name, parse_kind, resource_from_row, tenant_from_row, token_from_row};
+
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const READERS: usize = 4;
+const DB_FILE: &str = "scimd.db";
+
+/// The store on an embedded SQLite database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    reader_slots: Semaphore,
+    path: std::path::PathBuf,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `data_dir` and runs its migrations.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Backend(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let path = data_dir.join(DB_FILE);
+        let mut writer = open_connection(&path)?;
+        migrate(&mut writer)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+                reader_slots: Semaphore::new(READERS),
+                path,
+            }),
+        })
+    }
+
+    /// Runs `f` on a reader connection, off the async runtime.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let _slot = self.inner.reader_slots.acquire().await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_connection(&inner.path)?,
+            };
+            let result = f(&conn);
+            inner.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
+    }
+
+    /// Runs `f` in one immediate transaction on the writer connection, off the async runtime.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+            let value = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(value)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("writer task failed: {e}")))?
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )
+    .map_err(backend)?;
+    functions::register(&conn).map_err(backend)?;
+    Ok(conn)
+}
+
+/// Applies the migrations not yet applied, tracked by `PRAGMA user_version`. The immediate
+/// transaction makes two processes starting at once apply each migration exactly once.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+    let applied: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
+    let applied = usize::try_from(applied).unwrap_or(usize::MAX);
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {applied}, newer than this scimd ({}); upgrade scimd",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
+}
+
+/// Maps a unique-constraint failure to the attribute it protects.
+fn conflict_or_backend(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(err, Some(msg)) = &e {
+        if err.code == rusqlite::ErrorCode::ConstraintViolation {
+            let attribute = if msg.contains("user_name_fold") {
+                "userName"
+            } else if msg.contains("tenants.name") {
+                "name"
+            } else if msg.contains("resources.id") {
+                "id"
+            } else {
+                return backend(e);
+            };
+            return StoreError::Conflict { attribute: attribute.into() };
+        }
+    }
+    backend(e)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |c| {
+            c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn insert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let t = tenant.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO tenants (id, name, token_lifetime_days, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![t.id, t.name, t.token_lifetime_days, format_time(t.created_at)],
+            )
+            .map_err(conflict_or_backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached("SELECT id, name, token_lifetime_days, created_at FROM tenants ORDER BY created_at, id")
+                .map_err(backend)?;
+            let rows = stmt.query_map([], tenant_from_row).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached("SELECT id, name, token_lifetime_days, created_at FROM tenants WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id], tenant_from_row).optional())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            c.prepare_cached("SELECT id, name, token_lifetime_days, created_at FROM tenants WHERE name = ?1")
+                .and_then(|mut s| s.query_row([name], tenant_from_row).optional())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_token(&self, token: &TokenRecord, retire_others_at: OffsetDateTime) -> Result<(), StoreError> {
+        let t = token.clone();
+        self.write(move |tx| {
+            let retire = format_time(retire_others_at);
+            tx.execute(
+                "UPDATE tokens SET revoked_at = ?2, revoke_reason = 'rotated'
+                 WHERE tenant_id = ?1 AND (revoked_at IS NULL OR revoked_at > ?2) AND expires_at > ?2",
+                params![t.tenant_id, retire],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO tokens (id, tenant_id, prefix, hash, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![t.id, t.tenant_id, t.prefix, t.hash, format_time(t.created_at), format_time(t.expires_at)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn token_by_prefix(&self, prefix: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let prefix = prefix.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {} FROM tokens WHERE prefix = ?1", rows::TOKEN_COLUMNS))
+                .and_then(|mut s| s.query_row([prefix], token_from_row).optional())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn tokens(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM tokens WHERE tenant_id = ?1 ORDER BY created_at DESC, id DESC",
+                    rows::TOKEN_COLUMNS
+                ))
+                .map_err(backend)?;
+            let rows = stmt.query_map([tenant], token_from_row).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn revoke_token(
+        &self,
+        tenant: &str,
+        token_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let (tenant, token_id) = (tenant.to_owned(), token_id.to_owned());
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE tokens SET revoked_at = ?3, revoke_reason = 'revoked'
+                 WHERE tenant_id = ?1 AND id = ?2 AND (revoked_at IS NULL OR revoked_at > ?3)",
+                params![tenant, token_id, format_time(at)],
+            )
+            .map_err(backend)?;
+            tx.query_row(
+                &format!("SELECT {} FROM tokens WHERE tenant_id = ?1 AND id = ?2", rows::TOKEN_COLUMNS),
+                params![tenant, token_id],
+                token_from_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn touch_token(&self, token_id: &str, at: OffsetDateTime, agent: Option<&str>) -> Result<(), StoreError> {
+        let (token_id, agent) = (token_id.to_owned(), agent.map(str::to_owned));
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE tokens SET last_used_at = ?2, last_used_agent = ?3 WHERE id = ?1",
+                params![token_id, format_time(at), agent],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn insert_resource(&self, tenant: &str, res: &StoredResource) -> Result<(), StoreError> {
+        let (tenant, res) = (tenant.to_owned(), res.clone());
+        self.write(move |tx| {
+            let cols = IndexedColumns::of(&res);
+            tx.execute(
+                "INSERT INTO resources (tenant_id, kind, id, user_name, user_name_fold, external_id,
+                     display_name, display_name_fold, active, created, modified, version, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    tenant,
+                    kind_name(res.kind),
+                    res.id,
+                    cols.user_name,
+                    cols.user_name_fold,
+                    cols.external_id,
+                    cols.display_name,
+                    cols.display_name_fold,
+                    cols.active,
+                    format_time(res.created),
+                    format_time(res.modified),
+                    res.version as i64,
+                    cols.doc,
+                ],
+            )
+            .map_err(conflict_or_backend)?;
+            let seq = tx.last_insert_rowid();
+            write_emails(tx, &tenant, seq, &cols, false)?;
+            if res.kind == ResourceKind::Group {
+                write_members(tx, &tenant, &res.id, &cols.members, false)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        relations: bool,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.read(move |c| {
+            let res = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = ?3",
+                    rows::RESOURCE_COLUMNS
+                ))
+                .and_then(|mut s| s.query_row(params![tenant, id, kind_name(kind)], resource_from_row).optional())
+                .map_err(backend)?;
+            let Some(res) = res.transpose()? else { return Ok(None) };
+            let mut list = vec![res];
+            if relations {
+                rows::load_relations(c, &tenant, kind, &mut list)?;
+            }
+            Ok(list.pop())
+        })
+        .await
+    }
+
+    async fn update_resource(
+        &self,
+        tenant: &str,
+        res: &StoredResource,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let (tenant, res) = (tenant.to_owned(), res.clone());
+        self.write(move |tx| {
+            let cols = IndexedColumns::of(&res);
+            let seq: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT seq, version FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
+                    params![tenant, res.id, kind_name(res.kind)],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((seq, version)) = seq else { return Err(StoreError::NotFound) };
+            if version as u64 != expected_version {
+                return Err(StoreError::VersionMismatch);
+            }
+            tx.execute(
+                "UPDATE resources SET user_name = ?2, user_name_fold = ?3, external_id = ?4, display_name = ?5,
+                     display_name_fold = ?6, active = ?7, modified = ?8, version = ?9, doc = ?10
+                 WHERE seq = ?1",
+                params![
+                    seq,
+                    cols.user_name,
+                    cols.user_name_fold,
+                    cols.external_id,
+                    cols.display_name,
+                    cols.display_name_fold,
+                    cols.active,
+                    format_time(res.modified),
+                    res.version as i64,
+                    cols.doc,
+                ],
+            )
+            .map_err(conflict_or_backend)?;
+            write_emails(tx, &tenant, seq, &cols, true)?;
+            if res.kind == ResourceKind::Group {
+                write_members(tx, &tenant, &res.id, &cols.members, true)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_resource(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.write(move |tx| {
+            let version: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
+                    params![tenant, id, kind_name(kind)],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some(version) = version else { return Err(StoreError::NotFound) };
+            if expected_version.is_some_and(|v| v != version as u64) {
+                return Err(StoreError::VersionMismatch);
+            }
+            tx.execute("DELETE FROM resources WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
+                .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM group_members WHERE tenant_id = ?1 AND (group_id = ?2 OR member_id = ?2)",
+                params![tenant, id],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn query(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        query: &ListQuery,
+        relations: bool,
+    ) -> Result<Page, StoreError> {
+        let (tenant, query) = (tenant.to_owned(), query.clone());
+        self.read(move |c| filter_sql::run_query(c, &tenant, kind, &query, relations)).await
+    }
+
+    async fn resource_kinds(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, ResourceKind>, StoreError> {
+        let (tenant, ids) = (tenant.to_owned(), ids.to_vec());
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT kind FROM resources WHERE tenant_id = ?1 AND id = ?2").map_err(backend)?;
+            let mut found = HashMap::new();
+            for id in ids {
+                let kind: Option<String> =
+                    stmt.query_row(params![tenant, id], |r| r.get(0)).optional().map_err(backend)?;
+                if let Some(kind) = kind.as_deref().and_then(parse_kind) {
+                    found.insert(id, kind);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+}
+
+fn write_emails(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    seq: i64,
+    cols: &IndexedColumns,
+    replace: bool,
+) -> Result<(), StoreError> {
+    if replace {
+        tx.execute("DELETE FROM resource_emails WHERE resource_seq = ?1", [seq]).map_err(backend)?;
+    }
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO resource_emails (tenant_id, resource_seq, value_fold, type_fold, is_primary)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(backend)?;
+    for e in &cols.emails {
+        stmt.execute(params![tenant, seq, e.value_fold, e.type_fold, e.primary]).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Writes a group's membership; on replace, only the difference, so that adding one member to a
+/// large group costs one row, not the whole list.
+fn write_members(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    group_id: &str,
+    members: &[(String, ResourceKind)],
+    replace: bool,
+) -> Result<(), StoreError> {
+    let mut existing = HashSet::new();
+    if replace {
+        let mut stmt = tx
+            .prepare_cached("SELECT member_id FROM group_members WHERE tenant_id = ?1 AND group_id = ?2")
+            .map_err(backend)?;
+        let rows = stmt.query_map(params![tenant, group_id], |r| r.get::<_, String>(0)).map_err(backend)?;
+        for row in rows {
+            existing.insert(row.map_err(backend)?);
+        }
+    }
+    let wanted: HashSet<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
+    let mut delete = tx
+        .prepare_cached("DELETE FROM group_members WHERE tenant_id = ?1 AND group_id = ?2 AND member_id = ?3")
+        .map_err(backend)?;
+    for gone in existing.iter().filter(|id| !wanted.contains(id.as_str())) {
+        delete.execute(params![tenant, group_id, gone]).map_err(backend)?;
+    }
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO group_members (tenant_id, group_id, member_id, member_kind) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(backend)?;
+    for (id, kind) in members.iter().filter(|(id, _)| !existing.contains(id)) {
+        insert.execute(params![tenant, group_id, id, kind_name(*kind)]).map_err(backend)?;
+    }
+    Ok(())
+}
