@@ -47,9 +47,9 @@ use crate::error::ScimError;
 use crate::filter::{CompValue, CompareOp, Filter};
 use crate::path::{AttrPath, PatchPath};
 use crate::resource::{
-    self, Container, KeyTarget, Target, check_immutable, container_mut, describe, identity,
-    locate, locate_in_extension, locate_key, normalise_attr, normalise_one, normalise_resource, read_schemas,
-    same_value, top_level_def,
+    self, Container, KeyTarget, Target, check_immutable, container_mut, describe, identity, locate,
+    locate_in_extension, locate_key, normalise_attr, normalise_one, normalise_resource, read_schemas, same_value,
+    top_level_def,
 };
 use crate::schema::{AttrType, AttributeDef, Mutability, PATCH_OP_SCHEMA, ResourceKind, Schema};
 
@@ -103,7 +103,9 @@ impl PatchRequest {
             )));
         };
         let lists_patch_op = match get_ci(&body, "schemas") {
-            Some(Value::Array(items)) => items.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP_SCHEMA))),
+            Some(Value::Array(items)) => {
+                items.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP_SCHEMA)))
+            }
             Some(Value::String(s)) => s.eq_ignore_ascii_case(PATCH_OP_SCHEMA),
             _ => false,
         };
@@ -133,11 +135,8 @@ impl PatchRequest {
             }
             None => return Err(ScimError::invalid_syntax("a PATCH body needs an Operations array")),
         };
-        let operations = operations
-            .iter()
-            .enumerate()
-            .map(|(i, op)| parse_operation(i, op))
-            .collect::<Result<Vec<_>, _>>()?;
+        let operations =
+            operations.iter().enumerate().map(|(i, op)| parse_operation(i, op)).collect::<Result<Vec<_>, _>>()?;
         Ok(PatchRequest { operations })
     }
 
@@ -196,10 +195,9 @@ fn parse_operation(i: usize, op: &Value) -> Result<PatchOperation, ScimError> {
         None | Some(Value::Null) => None,
         // Some clients send `"path": ""` for a path-less operation.
         Some(Value::String(s)) if s.trim().is_empty() => None,
-        Some(Value::String(s)) => Some(PatchPath::parse(s).map_err(|e| ScimError {
-            detail: format!("{at}.path: {}", e.detail),
-            ..e
-        })?),
+        Some(Value::String(s)) => {
+            Some(PatchPath::parse(s).map_err(|e| ScimError { detail: format!("{at}.path: {}", e.detail), ..e })?)
+        }
         Some(other) => {
             return Err(ScimError::invalid_path(format!(
                 "{at}.path must be a string; received {}",
@@ -209,13 +207,12 @@ fn parse_operation(i: usize, op: &Value) -> Result<PatchOperation, ScimError> {
     };
     let value = get_ci(op, "value").cloned();
     match (kind, &path, &value) {
-        (PatchOpKind::Remove, None, _) => Err(ScimError::no_target(format!(
-            "{at} is a remove without a path: name the attribute to remove in path"
-        ))),
-        (PatchOpKind::Add | PatchOpKind::Replace, _, None) => Err(ScimError::invalid_value(format!(
-            "{at} ({}) has no value: give the value to set",
-            kind.as_str()
-        ))),
+        (PatchOpKind::Remove, None, _) => {
+            Err(ScimError::no_target(format!("{at} is a remove without a path: name the attribute to remove in path")))
+        }
+        (PatchOpKind::Add | PatchOpKind::Replace, _, None) => {
+            Err(ScimError::invalid_value(format!("{at} ({}) has no value: give the value to set", kind.as_str())))
+        }
         (PatchOpKind::Add | PatchOpKind::Replace, None, Some(v)) if !v.is_object() => {
             Err(ScimError::invalid_value(format!(
                 "{at} ({}) has no path, so its value must be an object of attributes (e.g. {{\"active\": false}}); \
@@ -378,18 +375,19 @@ fn apply_path(
     let rt = kind.resource_type();
     // `urn:...:enterprise:2.0:User` parses as the attribute `User` of the schema
     // `urn:...:enterprise:2.0`; it names the whole extension.
-    if path.filter.is_none() && path.sub.is_none() && path.attr.sub.is_none() {
-        if let Some(urn) = &path.attr.schema {
-            if let Some(ext) = rt.extension(&format!("{urn}:{}", path.attr.name)) {
-                return match op {
-                    PatchOpKind::Remove => {
-                        remove_key(doc, &ext.id);
-                        Ok(())
-                    }
-                    _ => apply_extension_object(doc, op, kind, ext, value.unwrap_or(Value::Null)),
-                };
+    if path.filter.is_none()
+        && path.sub.is_none()
+        && path.attr.sub.is_none()
+        && let Some(urn) = &path.attr.schema
+        && let Some(ext) = rt.extension(&format!("{urn}:{}", path.attr.name))
+    {
+        return match op {
+            PatchOpKind::Remove => {
+                remove_key(doc, &ext.id);
+                Ok(())
             }
-        }
+            _ => apply_extension_object(doc, op, kind, ext, value.unwrap_or(Value::Null)),
+        };
     }
     let mut target = locate(kind, &path.attr)?;
     if path.attr.name.eq_ignore_ascii_case("schemas") && target.def.is_none() && target.container == Container::Top {
@@ -892,26 +890,41 @@ struct ValueProbe {
     container: Container,
     name: String,
     kind: ResourceKind,
+    /// For `members[value eq "id"]`, the id: member values are caseExact strings, so plain
+    /// equality is what the evaluator would decide, without building a probe per member.
+    member_id: Option<String>,
 }
 
 impl ValueProbe {
     fn new(kind: ResourceKind, target: &Target, filter: &Filter) -> Self {
-        let attr = AttrPath {
-            schema: target.container.urn().map(str::to_owned),
-            name: target.name.clone(),
-            sub: None,
+        let attr = AttrPath { schema: target.container.urn().map(str::to_owned), name: target.name.clone(), sub: None };
+        let member_id = match (target.def, filter) {
+            (Some(def), Filter::Compare(path, CompareOp::Eq, CompValue::Str(id)))
+                if resource::is_member_list(def)
+                    && path.schema.is_none()
+                    && path.sub.is_none()
+                    && path.name.eq_ignore_ascii_case("value")
+                    && def.sub_attribute("value").is_some_and(|v| v.case_exact) =>
+            {
+                Some(id.clone())
+            }
+            _ => None,
         };
         ValueProbe {
             filter: Filter::ValuePath(attr, Box::new(filter.clone())),
             container: target.container.clone(),
             name: target.name.clone(),
             kind,
+            member_id,
         }
     }
 
     /// Whether `element` matches. The element is moved into a one-element resource and back,
     /// so large member lists are not copied.
     fn matches(&self, element: &mut Value) -> bool {
+        if let Some(id) = &self.member_id {
+            return element.get("value").and_then(Value::as_str) == Some(id.as_str());
+        }
         let mut attr = Map::new();
         attr.insert(self.name.clone(), Value::Array(vec![std::mem::take(element)]));
         let resource = match self.container.urn() {
@@ -933,10 +946,10 @@ impl ValueProbe {
                 _ => None,
             },
         };
-        if let Some(Value::Array(mut items)) = attr.and_then(|mut a| a.remove(&self.name)) {
-            if let Some(original) = items.pop() {
-                *element = original;
-            }
+        if let Some(Value::Array(mut items)) = attr.and_then(|mut a| a.remove(&self.name))
+            && let Some(original) = items.pop()
+        {
+            *element = original;
         }
         matched
     }
@@ -953,7 +966,8 @@ fn apply_undefined(
     let Some(container) = container_mut(doc, &target.container, op != PatchOpKind::Remove)? else {
         return Ok(());
     };
-    let key = container.keys().find(|k| k.eq_ignore_ascii_case(&target.name)).cloned().unwrap_or_else(|| target.name.clone());
+    let key =
+        container.keys().find(|k| k.eq_ignore_ascii_case(&target.name)).cloned().unwrap_or_else(|| target.name.clone());
     match (&target.sub, op) {
         (None, PatchOpKind::Remove) => remove_key(container, &key),
         (None, _) => {
@@ -1006,10 +1020,10 @@ fn apply_undefined(
             }
         }
     }
-    if let Some(urn) = target.container.urn() {
-        if doc.get(urn).is_some_and(is_empty_object) {
-            remove_key(doc, urn);
-        }
+    if let Some(urn) = target.container.urn()
+        && doc.get(urn).is_some_and(is_empty_object)
+    {
+        remove_key(doc, urn);
     }
     Ok(())
 }
@@ -1022,10 +1036,11 @@ fn demote_other_primaries(items: &mut [Value], written: &[usize]) {
     }
     let written: HashSet<usize> = written.iter().copied().collect();
     for (i, item) in items.iter_mut().enumerate() {
-        if !written.contains(&i) && is_primary(item) {
-            if let Value::Object(map) = item {
-                map.insert("primary".to_owned(), Value::Bool(false));
-            }
+        if !written.contains(&i)
+            && is_primary(item)
+            && let Value::Object(map) = item
+        {
+            map.insert("primary".to_owned(), Value::Bool(false));
         }
     }
 }

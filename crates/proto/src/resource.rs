@@ -95,7 +95,12 @@ fn container_of<'v>(resource: &'v Value, urn: Option<&str>) -> Option<&'v Map<St
     }
 }
 
-fn check_unchanged(def: &AttributeDef, label: &str, before: Option<&Value>, after: Option<&Value>) -> Result<(), ScimError> {
+fn check_unchanged(
+    def: &AttributeDef,
+    label: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Result<(), ScimError> {
     let Some(before) = before else { return Ok(()) };
     match after {
         Some(after) if same_value(def, before, after) => Ok(()),
@@ -264,7 +269,12 @@ pub(crate) enum KeyTarget {
 /// Interprets a key of a body. Plain names, URN-qualified names and dotted names are resolved
 /// like paths when a schema defines them; keys no schema defines stay literal, except that a
 /// URN-qualified key of an unknown schema moves under its URN key, like a known extension's.
-pub(crate) fn locate_key(kind: ResourceKind, key: &str, value: &Value, declared: &[String]) -> Result<KeyTarget, ScimError> {
+pub(crate) fn locate_key(
+    kind: ResourceKind,
+    key: &str,
+    value: &Value,
+    declared: &[String],
+) -> Result<KeyTarget, ScimError> {
     let rt = kind.resource_type();
     if key.eq_ignore_ascii_case("schemas") {
         return Ok(KeyTarget::Schemas);
@@ -279,7 +289,7 @@ pub(crate) fn locate_key(kind: ResourceKind, key: &str, value: &Value, declared:
     let literal = || Target { container: Container::Top, name: key.to_owned(), def: None, sub: None, sub_def: None };
     // An unknown URN holding an object, or one the client declared in `schemas`, is an
     // extension's data: keep it whole under its own key.
-    let is_schema_key = key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:")
+    let is_schema_key = is_urn(key)
         && (value.is_object() || declared.iter().any(|d| d.eq_ignore_ascii_case(key)));
     if is_schema_key {
         return Ok(KeyTarget::Attr(literal()));
@@ -347,7 +357,11 @@ pub(crate) fn read_schemas(kind: ResourceKind, value: &Value) -> Result<Vec<Stri
 // ---------------------------------------------------------------------------------------------
 
 /// Moves every key of `body` to its canonical place, without checking values yet.
-fn assemble(kind: ResourceKind, body: Map<String, Value>, declared: &mut Vec<String>) -> Result<Map<String, Value>, ScimError> {
+fn assemble(
+    kind: ResourceKind,
+    body: Map<String, Value>,
+    declared: &mut Vec<String>,
+) -> Result<Map<String, Value>, ScimError> {
     if let Some((_, schemas)) = body.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")) {
         declared.extend(read_schemas(kind, schemas)?);
     }
@@ -473,10 +487,7 @@ pub(crate) fn container_mut<'m>(
 
 /// The definition of a top-level (common or core) attribute, by canonical or any-case name.
 pub(crate) fn top_level_def(rt: &'static ResourceType, name: &str) -> Option<&'static AttributeDef> {
-    schema::common_attributes()
-        .iter()
-        .find(|a| a.name.eq_ignore_ascii_case(name))
-        .or_else(|| rt.core.attribute(name))
+    schema::common_attributes().iter().find(|a| a.name.eq_ignore_ascii_case(name)).or_else(|| rt.core.attribute(name))
 }
 
 /// Normalises an assembled map into the canonical stored form: checks and coerces values,
@@ -648,10 +659,10 @@ pub(crate) fn normalise_attr(def: &AttributeDef, value: Value, label: &str) -> R
     let mut out = Vec::with_capacity(items.len());
     let mut seen = HashSet::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        if let Some(v) = normalise_one(def, item, &format!("{label}[{i}]"))? {
-            if seen.insert(identity(def, &v)) {
-                out.push(v);
-            }
+        if let Some(v) = normalise_one(def, item, &format!("{label}[{i}]"))?
+            && seen.insert(identity(def, &v))
+        {
+            out.push(v);
         }
     }
     check_primary(def, &out, label)?;
@@ -661,10 +672,10 @@ pub(crate) fn normalise_attr(def: &AttributeDef, value: Value, label: &str) -> R
 /// What makes two elements of a multi-valued attribute "the same": Group members are the same
 /// member when their `value` is; other elements when they are equal.
 pub(crate) fn identity(def: &AttributeDef, element: &Value) -> String {
-    if is_member_list(def) {
-        if let Some(Value::String(value)) = element.get("value") {
-            return value.clone();
-        }
+    if is_member_list(def)
+        && let Some(Value::String(value)) = element.get("value")
+    {
+        return value.clone();
     }
     element.to_string()
 }
@@ -779,7 +790,9 @@ fn check_scalar(def: &AttributeDef, value: Value, label: &str) -> Result<Value, 
             } else {
                 // 3.0 is an integer written as a decimal; store it as one.
                 match n.as_f64() {
-                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => return Ok(Value::Number(Number::from(f as i64))),
+                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                        return Ok(Value::Number(Number::from(f as i64)));
+                    }
                     _ => false,
                 }
             }
@@ -859,7 +872,7 @@ fn is_base64(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     let padding = s.len() - body.len();
     let alphabet = body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
-    alphabet && padding <= 2 && if padding > 0 { s.len() % 4 == 0 } else { body.len() % 4 != 1 }
+    alphabet && padding <= 2 && if padding > 0 { s.len().is_multiple_of(4) } else { body.len() % 4 != 1 }
 }
 
 pub(crate) fn get_ci<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
@@ -1078,7 +1091,8 @@ impl Projection {
                 let explicitly = named(sels);
                 let keep_sub = |key: &str, sub: Option<&AttributeDef>| {
                     sub.is_some_and(|s| s.returned == Returned::Always)
-                        || subs.iter().any(|n| n.eq_ignore_ascii_case(key)) && sub.is_none_or(|s| s.returned != Returned::Never)
+                        || subs.iter().any(|n| n.eq_ignore_ascii_case(key))
+                            && sub.is_none_or(|s| s.returned != Returned::Never)
                 };
                 if explicitly || returned == Returned::Always || (whole && returned != Returned::Request) {
                     filter_subs(def, value, |key, sub| default_sub(sub) || keep_sub(key, sub))
@@ -1143,7 +1157,8 @@ fn filter_subs(
 }
 
 fn is_urn(key: &str) -> bool {
-    key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:")
+    // `get`, not slicing: the fourth byte may fall inside a multi-byte character.
+    key.len() > 4 && key.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("urn:"))
 }
 
 fn parse_list(list: &str, kind: ResourceKind, param: &str) -> Result<Vec<Selector>, ScimError> {

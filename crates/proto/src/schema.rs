@@ -127,10 +127,7 @@ impl Schema {
     pub fn to_json(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut v {
-            map.insert(
-                "schemas".into(),
-                Value::from(vec!["urn:ietf:params:scim:schemas:core:2.0:Schema"]),
-            );
+            map.insert("schemas".into(), Value::from(vec!["urn:ietf:params:scim:schemas:core:2.0:Schema"]));
         }
         v
     }

@@ -168,7 +168,10 @@ fn entra_capitalised_ops() {
     assert_eq!(out["displayName"], "Barbara J");
     assert_eq!(out["nickName"], "Babs");
     assert!(out.get("externalId").is_none());
-    let request = PatchRequest::parse(json!({"schemas": [PATCH_OP_SCHEMA], "operations": [{"op": "Add", "path": "title", "value": "x"}]})).unwrap();
+    let request = PatchRequest::parse(
+        json!({"schemas": [PATCH_OP_SCHEMA], "operations": [{"op": "Add", "path": "title", "value": "x"}]}),
+    )
+    .unwrap();
     assert_eq!(request.operations()[0].op, PatchOpKind::Add);
 }
 
@@ -181,7 +184,8 @@ fn entra_boolean_strings() {
     // Deprovisioning has also been seen as an Add.
     let out = patch_user(json!([{"op": "Add", "path": "active", "value": "False"}]));
     assert_eq!(out["active"], false);
-    let e = patch_err(ResourceKind::User, &stored_user(), json!([{"op": "Replace", "path": "active", "value": "nope"}]));
+    let e =
+        patch_err(ResourceKind::User, &stored_user(), json!([{"op": "Replace", "path": "active", "value": "nope"}]));
     assert_error(&e, ScimType::InvalidValue, &["active", "boolean", "\"nope\""]);
 }
 
@@ -240,10 +244,15 @@ fn entra_pathless_extension_object() {
 
 #[test]
 fn entra_manager_as_array_and_removal() {
-    let out = patch_user(json!([{"op": "Add", "path": "manager", "value": [{"$ref": "https://x/Users/m1", "value": "m1"}]}]));
+    let out =
+        patch_user(json!([{"op": "Add", "path": "manager", "value": [{"$ref": "https://x/Users/m1", "value": "m1"}]}]));
     assert_eq!(out[ENTERPRISE_USER_SCHEMA]["manager"], json!({"$ref": "https://x/Users/m1", "value": "m1"}));
     // A null $ref clears the stale one when the manager changes.
-    let out = patch(ResourceKind::User, &out, json!([{"op": "Replace", "path": "manager", "value": [{"$ref": null, "value": "m2"}]}]));
+    let out = patch(
+        ResourceKind::User,
+        &out,
+        json!([{"op": "Replace", "path": "manager", "value": [{"$ref": null, "value": "m2"}]}]),
+    );
     assert_eq!(out[ENTERPRISE_USER_SCHEMA]["manager"], json!({"value": "m2"}));
     let out = patch(
         ResourceKind::User,
@@ -306,7 +315,8 @@ fn entra_remove_members_value_array() {
     );
     assert_eq!(out["members"], json!([{"value": "u2", "display": "user u2"}]));
     // Removing a member that is not there changes nothing and succeeds.
-    let again = patch(ResourceKind::Group, &out, json!([{"op": "Remove", "path": "members", "value": [{"value": "u1"}]}]));
+    let again =
+        patch(ResourceKind::Group, &out, json!([{"op": "Remove", "path": "members", "value": [{"value": "u1"}]}]));
     assert_eq!(again, out);
     // Without value, all members go.
     let out = patch(ResourceKind::Group, &group, json!([{"op": "Remove", "path": "members"}]));
@@ -364,7 +374,9 @@ fn add_multi_valued_appends_and_skips_duplicates() {
 
 #[test]
 fn setting_primary_demotes_the_previous_primary() {
-    let out = patch_user(json!([{"op": "add", "path": "emails", "value": [{"value": "new@x", "type": "home", "primary": true}]}]));
+    let out = patch_user(
+        json!([{"op": "add", "path": "emails", "value": [{"value": "new@x", "type": "home", "primary": true}]}]),
+    );
     assert_eq!(
         out["emails"],
         json!([
@@ -372,7 +384,11 @@ fn setting_primary_demotes_the_previous_primary() {
             {"value": "new@x", "type": "home", "primary": true}
         ])
     );
-    let out = patch(ResourceKind::User, &out, json!([{"op": "replace", "path": "emails[type eq \"work\"].primary", "value": "True"}]));
+    let out = patch(
+        ResourceKind::User,
+        &out,
+        json!([{"op": "replace", "path": "emails[type eq \"work\"].primary", "value": "True"}]),
+    );
     assert_eq!(out["emails"][0]["primary"], true);
     assert_eq!(out["emails"][1]["primary"], false);
     // Two primaries in one value are the client's error.
@@ -386,7 +402,8 @@ fn setting_primary_demotes_the_previous_primary() {
 
 #[test]
 fn replace_of_complex_merges_sub_attributes() {
-    let out = patch_user(json!([{"op": "replace", "path": "name", "value": {"familyName": "Smith", "middleName": null}}]));
+    let out =
+        patch_user(json!([{"op": "replace", "path": "name", "value": {"familyName": "Smith", "middleName": null}}]));
     assert_eq!(out["name"], json!({"givenName": "Barbara", "familyName": "Smith"}));
     let out = patch_user(json!([{"op": "replace", "value": {"name": {"FAMILYNAME": "Smith"}}}]));
     assert_eq!(out["name"], json!({"givenName": "Barbara", "familyName": "Smith"}));
@@ -406,7 +423,10 @@ fn replace_filtered_value_keeps_filter_attributes() {
     let out = patch_user(json!([{"op": "replace", "path": "emails[type eq \"work\"]", "value": {"value": "w@x"}}]));
     assert_eq!(out["emails"], json!([{"type": "work", "value": "w@x"}]));
     let out = patch_user(json!([{"op": "add", "path": "emails[type eq \"work\"]", "value": {"display": "Work"}}]));
-    assert_eq!(out["emails"], json!([{"value": "bjensen@example.com", "type": "work", "primary": true, "display": "Work"}]));
+    assert_eq!(
+        out["emails"],
+        json!([{"value": "bjensen@example.com", "type": "work", "primary": true, "display": "Work"}])
+    );
 }
 
 #[test]
@@ -442,13 +462,21 @@ fn undefined_attributes_are_patched_as_json() {
     ]));
     assert_eq!(out["company"], "Acme");
     assert_eq!(out["urn:example:acme:2.0:User"], json!({"badge": 7, "floor": 3}));
-    let out = patch(ResourceKind::User, &out, json!([
-        {"op": "remove", "path": "COMPANY"},
-        {"op": "remove", "path": "urn:example:acme:2.0:User:badge"},
-        {"op": "remove", "path": "urn:example:acme:2.0:User:floor"}
-    ]));
+    let out = patch(
+        ResourceKind::User,
+        &out,
+        json!([
+            {"op": "remove", "path": "COMPANY"},
+            {"op": "remove", "path": "urn:example:acme:2.0:User:badge"},
+            {"op": "remove", "path": "urn:example:acme:2.0:User:floor"}
+        ]),
+    );
     assert_eq!(out, stored_user());
-    let e = patch_err(ResourceKind::User, &stored_user(), json!([{"op": "add", "path": "company[type eq \"x\"].value", "value": "y"}]));
+    let e = patch_err(
+        ResourceKind::User,
+        &stored_user(),
+        json!([{"op": "add", "path": "company[type eq \"x\"].value", "value": "y"}]),
+    );
     assert_error(&e, ScimType::InvalidPath, &["company"]);
 }
 
@@ -474,7 +502,8 @@ fn read_only_keys_in_pathless_values_are_ignored() {
     assert_eq!(out["displayName"], "B");
     assert_eq!(out["meta"], stored_user()["meta"]);
     assert!(out.get("groups").is_none());
-    let e = patch_err(ResourceKind::User, &stored_user(), json!([{"op": "replace", "value": {"schemas": [GROUP_SCHEMA]}}]));
+    let e =
+        patch_err(ResourceKind::User, &stored_user(), json!([{"op": "replace", "value": {"schemas": [GROUP_SCHEMA]}}]));
     assert_error(&e, ScimType::InvalidValue, &[GROUP_SCHEMA]);
 }
 
@@ -484,7 +513,8 @@ fn required_attributes_cannot_be_removed() {
     assert_error(&e, ScimType::Mutability, &["userName is required"]);
     let e = patch_err(ResourceKind::User, &stored_user(), json!([{"op": "replace", "path": "userName", "value": ""}]));
     assert_error(&e, ScimType::InvalidValue, &["userName is required", "the patched User is invalid"]);
-    let e = patch_err(ResourceKind::Group, &stored_group(&[]), json!([{"op": "replace", "value": {"displayName": null}}]));
+    let e =
+        patch_err(ResourceKind::Group, &stored_group(&[]), json!([{"op": "replace", "value": {"displayName": null}}]));
     assert_error(&e, ScimType::InvalidValue, &["displayName is required"]);
 }
 
@@ -544,7 +574,8 @@ fn parse_errors() {
     assert_error(&e, ScimType::InvalidPath, &["path must be a string"]);
     let e = parse_err(json!("not an object"));
     assert_error(&e, ScimType::InvalidSyntax, &["JSON object"]);
-    let too_many: Vec<Value> = (0..=MAX_OPERATIONS).map(|_| json!({"op": "add", "path": "title", "value": "x"})).collect();
+    let too_many: Vec<Value> =
+        (0..=MAX_OPERATIONS).map(|_| json!({"op": "add", "path": "title", "value": "x"})).collect();
     let e = parse_err(body(Value::Array(too_many)));
     assert_error(&e, ScimType::InvalidValue, &["limit"]);
     // An empty path is a path-less operation.
@@ -557,7 +588,8 @@ fn many_operations_on_large_member_lists_stay_correct() {
     let ids: Vec<String> = (0..2000).map(|i| format!("u{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let group = stored_group(&refs);
-    let ops: Vec<Value> = (0..500).map(|i| json!({"op": "remove", "path": format!("members[value eq \"u{}\"]", i * 2)})).collect();
+    let ops: Vec<Value> =
+        (0..500).map(|i| json!({"op": "remove", "path": format!("members[value eq \"u{}\"]", i * 2)})).collect();
     let out = patch(ResourceKind::Group, &group, Value::Array(ops));
     assert_eq!(out["members"].as_array().unwrap().len(), 1500);
 }

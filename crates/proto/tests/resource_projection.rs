@@ -37,9 +37,7 @@ fn stored_group() -> Value {
 }
 
 fn project(attributes: Option<&str>, excluded: Option<&str>, kind: ResourceKind, resource: &Value) -> Value {
-    Projection::parse(attributes, excluded, kind)
-        .unwrap_or_else(|e| panic!("{}", e.detail))
-        .apply(resource, kind)
+    Projection::parse(attributes, excluded, kind).unwrap_or_else(|e| panic!("{}", e.detail)).apply(resource, kind)
 }
 
 #[test]
@@ -113,7 +111,12 @@ fn excluded_attributes_keep_always() {
     assert_eq!(out["userName"], "bjensen@example.com");
     let out = project(None, Some(ENTERPRISE_USER_SCHEMA), ResourceKind::User, &stored_user());
     assert!(out.get(ENTERPRISE_USER_SCHEMA).is_none());
-    let out = project(None, Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"), ResourceKind::User, &stored_user());
+    let out = project(
+        None,
+        Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"),
+        ResourceKind::User,
+        &stored_user(),
+    );
     assert_eq!(out[ENTERPRISE_USER_SCHEMA], json!({"employeeNumber": "701984"}));
 }
 

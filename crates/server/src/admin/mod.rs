@@ -21,16 +21,18 @@ pub fn router() -> Router<AppState> {
         .route("/tenants/{id}", get(tenants::get))
         .route("/tenants/{id}/tokens", get(tenants::list_tokens).post(tenants::create_token))
         .route("/tenants/{id}/tokens/{token_id}", delete(tenants::revoke_token))
-        .fallback(|uri: axum::http::Uri| async move {
+        .fallback(|axum::extract::OriginalUri(uri): axum::extract::OriginalUri| async move {
             AdminFailure::new(StatusCode::NOT_FOUND, "not_found", format!("no admin API endpoint at {}", uri.path()))
         })
-        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
-            AdminFailure::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("{method} is not allowed on {}", uri.path()),
-            )
-        })
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, axum::extract::OriginalUri(uri): axum::extract::OriginalUri| async move {
+                AdminFailure::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{method} is not allowed on {}", uri.path()),
+                )
+            },
+        )
 }
 
 /// The OpenAPI 3.1 description of this API.

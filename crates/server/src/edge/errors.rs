@@ -3,7 +3,8 @@
 
 use std::any::Any;
 
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::extract::OriginalUri;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scim_proto::ScimError;
 use scimd_domain::DomainError;
@@ -140,7 +141,7 @@ impl IntoResponse for AdminFailure {
 
 /// Anything no route serves: a SCIM 404 under `/scim` (with the way to the right URL), a JSON 404
 /// elsewhere. Never an HTML page.
-pub async fn not_found(uri: Uri) -> Response {
+pub async fn not_found(OriginalUri(uri): OriginalUri) -> Response {
     let path = uri.path();
     if path.starts_with("/scim") {
         let err = ScimError::not_found(format!(

@@ -6,6 +6,7 @@ mod discovery;
 mod resources;
 
 use axum::Router;
+use axum::extract::OriginalUri;
 use axum::http::Method;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -48,7 +49,7 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Response {
     use axum::response::IntoResponse;
     ScimFailure::from(ScimError::new(405, format!("{method} is not allowed on {}", uri.path()))).into_response()
 }

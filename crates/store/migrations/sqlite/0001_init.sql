@@ -70,6 +70,8 @@ CREATE TABLE group_members (
     group_id    TEXT NOT NULL,
     member_id   TEXT NOT NULL,
     member_kind TEXT NOT NULL,
+    -- The member's display name as the client sent it; NULL: derived from the member.
+    display     TEXT,
     PRIMARY KEY (tenant_id, group_id, member_id)
 ) WITHOUT ROWID;
 CREATE INDEX group_members_by_member ON group_members (tenant_id, member_id);

@@ -22,7 +22,7 @@ use scimd_domain::token::TokenRecord;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
-use rows::{IndexedColumns, kind_name, parse_kind, resource_from_row, tenant_from_row, token_from_row};
+use rows::{IndexedColumns, Member, kind_name, parse_kind, resource_from_row, tenant_from_row, token_from_row};
 
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
 const READERS: usize = 4;
@@ -514,33 +514,45 @@ fn write_members(
     tx: &rusqlite::Transaction<'_>,
     tenant: &str,
     group_id: &str,
-    members: &[(String, ResourceKind)],
+    members: &[Member],
     replace: bool,
 ) -> Result<(), StoreError> {
-    let mut existing = HashSet::new();
+    // Each current member with the display a reader sees: the one stored, else the member's name.
+    let mut existing: HashMap<String, Option<String>> = HashMap::new();
     if replace {
         let mut stmt = tx
-            .prepare_cached("SELECT member_id FROM group_members WHERE tenant_id = ?1 AND group_id = ?2")
+            .prepare_cached(
+                "SELECT m.member_id, COALESCE(m.display, r.display_name, r.user_name)
+                 FROM group_members m LEFT JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.member_id
+                 WHERE m.tenant_id = ?1 AND m.group_id = ?2",
+            )
             .map_err(backend)?;
-        let rows = stmt.query_map(params![tenant, group_id], |r| r.get::<_, String>(0)).map_err(backend)?;
+        let rows = stmt.query_map(params![tenant, group_id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)?;
         for row in rows {
-            existing.insert(row.map_err(backend)?);
+            let (id, display) = row.map_err(backend)?;
+            existing.insert(id, display);
         }
     }
-    let wanted: HashSet<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
+    let wanted: HashSet<&str> = members.iter().map(|m| m.id.as_str()).collect();
     let mut delete = tx
         .prepare_cached("DELETE FROM group_members WHERE tenant_id = ?1 AND group_id = ?2 AND member_id = ?3")
         .map_err(backend)?;
-    for gone in existing.iter().filter(|id| !wanted.contains(id.as_str())) {
+    for gone in existing.keys().filter(|id| !wanted.contains(id.as_str())) {
         delete.execute(params![tenant, group_id, gone]).map_err(backend)?;
     }
-    let mut insert = tx
+    let mut upsert = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO group_members (tenant_id, group_id, member_id, member_kind) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO group_members (tenant_id, group_id, member_id, member_kind, display) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (tenant_id, group_id, member_id) DO UPDATE SET display = excluded.display",
         )
         .map_err(backend)?;
-    for (id, kind) in members.iter().filter(|(id, _)| !existing.contains(id)) {
-        insert.execute(params![tenant, group_id, id, kind_name(*kind)]).map_err(backend)?;
+    for m in members {
+        // A member read back with its display and written unchanged is left alone, so that a
+        // derived display stays derived and one PATCH touches only the members it changes.
+        let unchanged = existing.get(&m.id).is_some_and(|shown| m.display.is_none() || *shown == m.display);
+        if !unchanged {
+            upsert.execute(params![tenant, group_id, m.id, kind_name(m.kind), m.display]).map_err(backend)?;
+        }
     }
     Ok(())
 }

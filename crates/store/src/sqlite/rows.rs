@@ -94,6 +94,14 @@ pub(super) struct EmailRow {
     pub primary: bool,
 }
 
+/// One member of a Group, as stored.
+pub(super) struct Member {
+    pub id: String,
+    pub kind: ResourceKind,
+    /// The display name the client sent, if any.
+    pub display: Option<String>,
+}
+
 /// The columns a resource is found by, and the document as stored.
 pub(super) struct IndexedColumns {
     pub user_name: Option<String>,
@@ -104,7 +112,7 @@ pub(super) struct IndexedColumns {
     pub active: Option<bool>,
     pub emails: Vec<EmailRow>,
     /// A Group's members (kept in `group_members`, not in the document).
-    pub members: Vec<(String, ResourceKind)>,
+    pub members: Vec<Member>,
     pub doc: String,
 }
 
@@ -137,7 +145,8 @@ impl IndexedColumns {
                 .filter_map(|m| {
                     let id = m.get("value")?.as_str()?.to_owned();
                     let kind = m.get("type").and_then(Value::as_str).and_then(parse_kind).unwrap_or(ResourceKind::User);
-                    Some((id, kind))
+                    let display = m.get("display").and_then(Value::as_str).map(str::to_owned);
+                    Some(Member { id, kind, display })
                 })
                 .collect(),
             _ => Vec::new(),
@@ -173,7 +182,7 @@ pub(super) fn load_relations(
     let (sql, key) = match kind {
         ResourceKind::Group => (
             format!(
-                "SELECT m.group_id, m.member_id, m.member_kind, COALESCE(r.display_name, r.user_name)
+                "SELECT m.group_id, m.member_id, m.member_kind, COALESCE(m.display, r.display_name, r.user_name)
                  FROM group_members m
                  LEFT JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.member_id
                  WHERE m.tenant_id = ? AND m.group_id IN ({placeholders})
