@@ -1,0 +1,230 @@
+//! Process-level tests of the real `scimd` binary: first start, configuration precedence, the
+//! CLI commands, and graceful shutdown on SIGTERM losing nothing.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_scimd");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Content-Type: application/scim+json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("response");
+    let status = raw.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    lines: Vec<String>,
+}
+
+impl Server {
+    /// Starts `scimd serve` and reads its banner up to the "New SCIM token" line.
+    fn start(data_dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve").arg("--data-dir").arg(data_dir).stdout(Stdio::piped()).stderr(Stdio::null());
+        if !extra.iter().any(|a| *a == "--listen" || *a == "--config")
+            && !envs.iter().any(|(k, _)| *k == "SCIMD_LISTEN")
+        {
+            cmd.arg("--listen").arg(&listen);
+        }
+        cmd.args(extra).env_remove("SCIMD_OPERATOR_TOKEN").env_remove("SCIMD_LISTEN").env_remove("SCIMD_CONFIG");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn scimd");
+        let mut lines = Vec::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        loop {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap() == 0 {
+                panic!("scimd exited early: {lines:?}");
+            }
+            lines.push(line.trim_end().to_owned());
+            if line.starts_with("New SCIM token") {
+                break;
+            }
+        }
+        // Keep draining stdout so the process never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = out.read_to_string(&mut sink);
+        });
+        let port = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("scimd ").and_then(|l| l.split("http://127.0.0.1:").nth(1)))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(port);
+        Server { child, port, lines }
+    }
+
+    fn printed(&self, pattern: &str) -> Option<String> {
+        self.lines.iter().map(|l| l.trim()).find(|l| l.starts_with(pattern)).map(str::to_owned)
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "scimd did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn first_start_prints_url_and_tokens_that_work_and_later_starts_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[], &[]);
+    assert!(
+        s.lines.iter().any(|l| l.contains(&format!("SCIM base URL:   http://127.0.0.1:{}/scim/v2", s.port))),
+        "{:?}",
+        s.lines
+    );
+    let token = s.printed("scimd_").expect("SCIM token printed");
+    let operator = s.printed("scimdop_").expect("operator token printed");
+    assert_eq!(http(s.port, "GET", "/scim/v2/Users", Some(&token), None).0, 200);
+    assert_eq!(http(s.port, "GET", "/admin/api/v1/tenants", Some(&operator), None).0, 200);
+    assert_eq!(http(s.port, "GET", "/healthz", None, None).0, 200);
+    assert_eq!(http(s.port, "GET", "/readyz", None, None).0, 200);
+    assert!(s.terminate().success());
+
+    let again = Server::start(dir.path(), &[], &[]);
+    assert!(again.printed("scimd_").is_none(), "no new token on a later start");
+    assert!(again.printed("scimdop_").is_none(), "the operator token is shown once");
+    assert_eq!(http(again.port, "GET", "/scim/v2/Users", Some(&token), None).0, 200);
+}
+
+#[test]
+fn operator_token_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "an-operator-secret-of-some-length";
+    let s = Server::start(dir.path(), &[], &[("SCIMD_OPERATOR_TOKEN", secret)]);
+    assert!(s.printed("scimdop_").is_none());
+    assert_eq!(http(s.port, "GET", "/admin/api/v1/tenants", Some(secret), None).0, 200);
+}
+
+#[test]
+fn flag_beats_environment_beats_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
+    let config = dir.path().join("scimd.toml");
+    std::fs::write(&config, format!("listen = \"127.0.0.1:{file_port}\"\n")).unwrap();
+    let config = config.to_str().unwrap();
+    let data = dir.path().join("data");
+
+    let s = Server::start(&data, &["--config", config], &[]);
+    assert_eq!(s.port, file_port, "file over default");
+    drop(s);
+    let s = Server::start(&data, &["--config", config], &[("SCIMD_LISTEN", &format!("127.0.0.1:{env_port}"))]);
+    assert_eq!(s.port, env_port, "environment over file");
+    drop(s);
+    let listen = format!("127.0.0.1:{flag_port}");
+    let s = Server::start(
+        &data,
+        &["--config", config, "--listen", &listen],
+        &[("SCIMD_LISTEN", &format!("127.0.0.1:{env_port}"))],
+    );
+    assert_eq!(s.port, flag_port, "flag over environment");
+
+    std::fs::write(dir.path().join("bad.toml"), "lisen = 1\n").unwrap();
+    let out = Command::new(BIN).arg("serve").arg("--config").arg(dir.path().join("bad.toml")).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lisen"), "the unknown key is named");
+}
+
+#[test]
+fn tenant_and_token_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).arg("--data-dir").arg(dir.path()).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, _) = run(&["tenant", "create", "globex"]);
+    assert!(ok && out.contains("globex"), "{out}");
+    let (ok, out, _) = run(&["tenant", "list"]);
+    assert!(ok && out.contains("globex"));
+    let (ok, out, _) = run(&["token", "new", "--tenant", "globex", "--lifetime-days", "7"]);
+    assert!(ok, "{out}");
+    let token = out.lines().find(|l| l.starts_with("scimd_")).expect("token printed").to_owned();
+    let (ok, out, _) = run(&["token", "new", "--tenant", "globex", "--keep-old-for", "24h"]);
+    assert!(ok && out.contains("keep working"), "{out}");
+    let (ok, out, _) = run(&["token", "list", "--tenant", "globex"]);
+    assert!(ok && out.contains(&token[..14]) && !out.contains(&token), "{out}");
+    let id = out.lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap().to_owned();
+    let (ok, out, _) = run(&["token", "revoke", "--tenant", "globex", &id]);
+    assert!(ok && out.contains("revoked"), "{out}");
+    let (ok, _, err) = run(&["token", "new", "--tenant", "nope"]);
+    assert!(!ok && err.contains("no tenant"), "{err}");
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[], &[]);
+    let token = s.printed("scimd_").unwrap();
+    let port = s.port;
+    // A bulk request of 1000 durable creates is still in flight when SIGTERM arrives.
+    let ops: Vec<Value> = (0..1000)
+        .map(|i| json!({ "method": "POST", "path": "/Users", "bulkId": format!("u{i}"), "data": { "userName": format!("user{i}") } }))
+        .collect();
+    let body = json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops });
+    let token2 = token.clone();
+    let request = std::thread::spawn(move || {
+        let reply = http(port, "POST", "/scim/v2/Bulk", Some(&token2), Some(&body));
+        (reply, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    let signalled = Instant::now();
+    let status = s.terminate();
+    let ((code, reply), answered) = request.join().unwrap();
+    assert!(answered > signalled, "the request was in flight when SIGTERM was sent");
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(code, 200);
+    let created = reply["Operations"].as_array().unwrap().iter().filter(|o| o["status"] == "201").count();
+    assert_eq!(created, 1000);
+
+    let again = Server::start(dir.path(), &[], &[]);
+    let (code, list) = http(again.port, "GET", "/scim/v2/Users?count=0", Some(&token), None);
+    assert_eq!(code, 200);
+    assert_eq!(list["totalResults"], 1000, "every acknowledged create survived the shutdown");
+}
