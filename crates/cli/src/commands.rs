@@ -98,7 +98,7 @@ async fn tenant(service: &Service, cmd: TenantCommand) -> Result<(), String> {
             println!("issue its SCIM token with: scimd token new --tenant {}", t.id);
         }
         TenantCommand::List => {
-            println!("{:<38} {:<8} {}", "ID", "CREATED", "NAME");
+            println!("{:<38} {:<8} NAME", "ID", "CREATED");
             for t in service.tenants().await.map_err(|e| e.to_string())? {
                 println!("{:<38} {:<8} {}", t.id, scimd_domain::clock::format_date(t.created_at), t.name);
             }
@@ -126,7 +126,7 @@ async fn token(service: &Service, cmd: TokenCommand) -> Result<(), String> {
         }
         TokenCommand::List { tenant } => {
             let now = service.clock.now();
-            println!("{:<38} {:<16} {:<9} {:<28} {}", "ID", "PREFIX", "STATE", "EXPIRES", "LAST USED");
+            println!("{:<38} {:<16} {:<9} {:<28} LAST USED", "ID", "PREFIX", "STATE", "EXPIRES");
             for t in service.tokens(&tenant).await.map_err(|e| e.to_string())? {
                 let state = format!("{:?}", t.state_at(now)).to_lowercase();
                 let last = t.last_used_at.map(format_time).unwrap_or_else(|| "never".into());

@@ -139,10 +139,10 @@ impl ServeConfig {
             .parse()
             .map_err(|_| format!("--listen \"{listen}\" is not an address such as 127.0.0.1:8080 or [::]:8080"))?;
         let public_url = args.public_url.clone().or_else(|| file.public_url.clone());
-        if let Some(url) = &public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("--public-url \"{url}\" must start with http:// or https://"));
-            }
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!("--public-url \"{url}\" must start with http:// or https://"));
         }
         Ok(ServeConfig { listen, data_dir: data_dir(common, file), public_url })
     }

@@ -283,14 +283,14 @@ impl Service {
         if let Some(filter) = &params.filter {
             validate_filter_any(filter, kinds)?;
         }
-        if let Some(sort_by) = &params.sort_by {
-            if !kinds.iter().any(|k| k.resource_type().resolve(sort_by).is_some()) {
-                return Err(ScimError::invalid_value(format!(
-                    "sortBy \"{sort_by}\" is not an attribute of {}",
-                    kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(" or ")
-                ))
-                .into());
-            }
+        if let Some(sort_by) = &params.sort_by
+            && !kinds.iter().any(|k| k.resource_type().resolve(sort_by).is_some())
+        {
+            return Err(ScimError::invalid_value(format!(
+                "sortBy \"{sort_by}\" is not an attribute of {}",
+                kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(" or ")
+            ))
+            .into());
         }
         Ok(ListQuery {
             filter: params.filter.clone(),

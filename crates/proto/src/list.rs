@@ -47,11 +47,10 @@ impl ListParams {
         let obj = body.as_object().ok_or_else(|| {
             ScimError::invalid_syntax("a search request body must be a JSON object (a SearchRequest message)")
         })?;
-        let names_schema = obj
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
-            .and_then(|(_, v)| v.as_array())
-            .is_some_and(|a| a.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST_SCHEMA))));
+        let names_schema =
+            obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")).and_then(|(_, v)| v.as_array()).is_some_and(
+                |a| a.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST_SCHEMA))),
+            );
         if !names_schema {
             return Err(ScimError::invalid_syntax(format!(
                 "a search request must list \"{SEARCH_REQUEST_SCHEMA}\" in \"schemas\""
@@ -71,7 +70,9 @@ impl ListParams {
                         .map(|i| i.as_str().map(str::to_owned))
                         .collect::<Option<Vec<_>>>()
                         .map(|v| v.join(","))
-                        .ok_or_else(|| ScimError::invalid_value(format!("\"{name}\" must be an array of attribute paths"))),
+                        .ok_or_else(|| {
+                            ScimError::invalid_value(format!("\"{name}\" must be an array of attribute paths"))
+                        }),
                     Value::Number(n) => Ok(n.to_string()),
                     _ => Err(ScimError::invalid_value(format!("\"{name}\" has the wrong type: {value}"))),
                 }
@@ -99,9 +100,9 @@ fn parse_sort_order(value: &str) -> Result<bool, ScimError> {
     match value.to_ascii_lowercase().as_str() {
         "ascending" => Ok(false),
         "descending" => Ok(true),
-        _ => Err(ScimError::invalid_value(format!(
-            "sortOrder must be \"ascending\" or \"descending\", not \"{value}\""
-        ))),
+        _ => {
+            Err(ScimError::invalid_value(format!("sortOrder must be \"ascending\" or \"descending\", not \"{value}\"")))
+        }
     }
 }
 

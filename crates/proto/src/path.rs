@@ -25,20 +25,12 @@ pub const MAX_PATH_LEN: usize = 512;
 impl AttrPath {
     /// A path to a top-level attribute of the core schema.
     pub fn simple(name: &str) -> Self {
-        AttrPath {
-            schema: None,
-            name: name.to_owned(),
-            sub: None,
-        }
+        AttrPath { schema: None, name: name.to_owned(), sub: None }
     }
 
     /// A path to a sub-attribute of a top-level attribute.
     pub fn with_sub(name: &str, sub: &str) -> Self {
-        AttrPath {
-            schema: None,
-            name: name.to_owned(),
-            sub: Some(sub.to_owned()),
-        }
+        AttrPath { schema: None, name: name.to_owned(), sub: Some(sub.to_owned()) }
     }
 
     /// Parses a complete attribute path; `text` must contain nothing else.
@@ -60,20 +52,12 @@ impl AttrPath {
                  names starting with a letter and made of letters, digits, '-', '_' or '$'"
             )));
         }
-        Ok(AttrPath {
-            schema: schema.map(str::to_owned),
-            name: name.to_owned(),
-            sub: sub.map(str::to_owned),
-        })
+        Ok(AttrPath { schema: schema.map(str::to_owned), name: name.to_owned(), sub: sub.map(str::to_owned) })
     }
 
     /// The same path with its sub-attribute removed.
     pub fn parent(&self) -> AttrPath {
-        AttrPath {
-            schema: self.schema.clone(),
-            name: self.name.clone(),
-            sub: None,
-        }
+        AttrPath { schema: self.schema.clone(), name: self.name.clone(), sub: None }
     }
 }
 
@@ -96,11 +80,7 @@ impl PatchPath {
     /// Parses a PATCH path; `text` must contain nothing else. Errors are `400 invalidPath`.
     pub fn parse(text: &str) -> Result<Self, ScimError> {
         let Some(open) = text.find('[') else {
-            return Ok(PatchPath {
-                attr: AttrPath::parse(text)?,
-                filter: None,
-                sub: None,
-            });
+            return Ok(PatchPath { attr: AttrPath::parse(text)?, filter: None, sub: None });
         };
         let attr = AttrPath::parse(&text[..open])?;
         if attr.sub.is_some() {
@@ -120,11 +100,7 @@ impl PatchPath {
                 )));
             }
         };
-        Ok(PatchPath {
-            attr,
-            filter: Some(filter),
-            sub,
-        })
+        Ok(PatchPath { attr, filter: Some(filter), sub })
     }
 }
 
@@ -146,9 +122,7 @@ impl fmt::Display for PatchPath {
 pub(crate) fn split_urn(text: &str) -> (Option<&str>, &str) {
     // `get`, not slicing: the fourth byte may fall inside a multi-byte character.
     if text.len() > 4
-        && text
-            .get(..4)
-            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("urn:"))
+        && text.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("urn:"))
         && let Some(idx) = text.rfind(':')
     {
         return (Some(&text[..idx]), &text[idx + 1..]);
@@ -185,14 +159,8 @@ mod tests {
 
     #[test]
     fn parses_urn_qualified_sub_attribute() {
-        let p = AttrPath::parse(
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
-        )
-        .unwrap();
-        assert_eq!(
-            p.schema.as_deref(),
-            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
-        );
+        let p = AttrPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value").unwrap();
+        assert_eq!(p.schema.as_deref(), Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
         assert_eq!(p.name, "manager");
         assert_eq!(p.sub.as_deref(), Some("value"));
     }
@@ -202,69 +170,34 @@ mod tests {
         use crate::filter::{CompValue, CompareOp};
         const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
         let eq = |attr: &str, value: &str| {
-            Filter::Compare(
-                AttrPath::simple(attr),
-                CompareOp::Eq,
-                CompValue::Str(value.to_owned()),
-            )
+            Filter::Compare(AttrPath::simple(attr), CompareOp::Eq, CompValue::Str(value.to_owned()))
         };
         let cases = [
             ("members", AttrPath::simple("members"), None, None),
-            (
-                "name.familyName",
-                AttrPath::with_sub("name", "familyName"),
-                None,
-                None,
-            ),
-            (
-                "members[value eq \"x\"]",
-                AttrPath::simple("members"),
-                Some(eq("value", "x")),
-                None,
-            ),
-            (
-                "emails[type eq \"work\"].value",
-                AttrPath::simple("emails"),
-                Some(eq("type", "work")),
-                Some("value"),
-            ),
+            ("name.familyName", AttrPath::with_sub("name", "familyName"), None, None),
+            ("members[value eq \"x\"]", AttrPath::simple("members"), Some(eq("value", "x")), None),
+            ("emails[type eq \"work\"].value", AttrPath::simple("emails"), Some(eq("type", "work")), Some("value")),
             (
                 "addresses[type eq \"work\" and primary eq true].streetAddress",
                 AttrPath::simple("addresses"),
                 Some(Filter::And(
                     Box::new(eq("type", "work")),
-                    Box::new(Filter::Compare(
-                        AttrPath::simple("primary"),
-                        CompareOp::Eq,
-                        CompValue::Bool(true),
-                    )),
+                    Box::new(Filter::Compare(AttrPath::simple("primary"), CompareOp::Eq, CompValue::Bool(true))),
                 )),
                 Some("streetAddress"),
             ),
         ];
         for (text, attr, filter, sub) in cases {
             let path = PatchPath::parse(text).unwrap();
-            assert_eq!(
-                path,
-                PatchPath {
-                    attr,
-                    filter,
-                    sub: sub.map(str::to_owned)
-                },
-                "{text}"
-            );
+            assert_eq!(path, PatchPath { attr, filter, sub: sub.map(str::to_owned) }, "{text}");
             assert_eq!(path.to_string(), text);
         }
-        for (text, name) in [
-            (format!("{ENTERPRISE}:manager"), "manager"),
-            (format!("{ENTERPRISE}:employeeNumber"), "employeeNumber"),
-        ] {
+        for (text, name) in
+            [(format!("{ENTERPRISE}:manager"), "manager"), (format!("{ENTERPRISE}:employeeNumber"), "employeeNumber")]
+        {
             let path = PatchPath::parse(&text).unwrap();
             assert_eq!(path.attr.schema.as_deref(), Some(ENTERPRISE));
-            assert_eq!(
-                (path.attr.name.as_str(), path.filter, path.sub),
-                (name, None, None)
-            );
+            assert_eq!((path.attr.name.as_str(), path.filter, path.sub), (name, None, None));
         }
         let path = PatchPath::parse(&format!("{ENTERPRISE}:manager.value")).unwrap();
         assert_eq!(path.attr.sub.as_deref(), Some("value"));
@@ -280,18 +213,12 @@ mod tests {
             ("emails[", "position 8: expected an attribute path"),
             ("emails[type eq \"work\"", "to close the '[' at position 7"),
             ("emails[type eq work]", "string values must be quoted"),
-            (
-                "emails[type eq \"work\"]value",
-                "only '.subAttribute' may follow the value filter, found 'value'",
-            ),
+            ("emails[type eq \"work\"]value", "only '.subAttribute' may follow the value filter, found 'value'"),
             ("emails[type eq \"work\"].", "found '.'"),
             ("emails[type eq \"work\"].value.x", "found '.value.x'"),
             ("emails[type eq \"work\"][value pr]", "found '[value pr]'"),
             ("emails[value[x pr]]", "cannot be nested"),
-            (
-                "name.givenName[x pr]",
-                "not the sub-attribute 'name.givenName'",
-            ),
+            ("name.givenName[x pr]", "not the sub-attribute 'name.givenName'"),
             ("emails [type pr]", "not a valid attribute path"),
             ("a b", "not a valid attribute path"),
         ] {
@@ -300,27 +227,13 @@ mod tests {
             assert!(e.detail.contains(why), "{text}: {}", e.detail);
         }
         let long = format!("members[value eq \"{}\"]", "x".repeat(5000));
-        assert!(
-            PatchPath::parse(&long)
-                .unwrap_err()
-                .detail
-                .contains("limit is 4096")
-        );
+        assert!(PatchPath::parse(&long).unwrap_err().detail.contains("limit is 4096"));
     }
 
     #[test]
     fn rejects_garbage() {
         // "ur\u{8b}..." has a multi-byte character across the fourth byte.
-        for bad in [
-            "ur\u{8b}:x",
-            "é:a",
-            "",
-            "1abc",
-            "a.b.c",
-            "a b",
-            "name.",
-            ".x",
-        ] {
+        for bad in ["ur\u{8b}:x", "é:a", "", "1abc", "a.b.c", "a b", "name.", ".x"] {
             assert!(AttrPath::parse(bad).is_err(), "{bad}");
         }
     }

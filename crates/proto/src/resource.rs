@@ -287,16 +287,19 @@ pub(crate) fn locate_key(
         return Err(ScimError::invalid_value(e.detail));
     }
     let literal = || Target { container: Container::Top, name: key.to_owned(), def: None, sub: None, sub_def: None };
-    // An unknown URN holding an object, or one the client declared in `schemas`, is an
-    // extension's data: keep it whole under its own key.
-    let is_schema_key = is_urn(key)
-        && (value.is_object() || declared.iter().any(|d| d.eq_ignore_ascii_case(key)));
-    if is_schema_key {
-        return Ok(KeyTarget::Attr(literal()));
-    }
     let Ok(path) = AttrPath::parse(key) else { return Ok(KeyTarget::Attr(literal())) };
     let target = locate(kind, &path)?;
-    let keep = target.def.is_some() || path.schema.is_some() || path.sub.is_none();
+    let keep = match &target.container {
+        _ if target.def.is_some() => true,
+        // An unknown attribute of a known extension lives in that extension's object.
+        Container::Extension(_) => true,
+        // `urn:x:Ext` holding an object, or declared in `schemas`, is an unknown extension's
+        // whole data: it stays under its own key. Otherwise `urn:x:Ext:attr` is one of its
+        // attributes and joins that object.
+        Container::Foreign(_) => !(value.is_object() || declared.iter().any(|d| d.eq_ignore_ascii_case(key))),
+        // Unknown plain names stay as sent; so do unknown dotted ones (`custom.dotted`).
+        Container::Top => path.schema.is_some() || path.sub.is_none(),
+    };
     Ok(KeyTarget::Attr(if keep { target } else { literal() }))
 }
 
@@ -1219,6 +1222,20 @@ mod tests {
         let dec = def("decimal");
         assert!(check_scalar(&dec, json!(7.5), "x").is_ok());
         assert!(check_scalar(&dec, json!("7.5"), "x").is_err());
+    }
+
+    #[test]
+    fn immutable_values_may_be_set_once() {
+        let mut d = def("string");
+        d.mutability = Mutability::Immutable;
+        assert!(check_unchanged(&d, "x", None, Some(&json!("a"))).is_ok());
+        assert!(check_unchanged(&d, "x", Some(&json!("a")), Some(&json!("A"))).is_ok());
+        d.case_exact = true;
+        let e = check_unchanged(&d, "x", Some(&json!("a")), Some(&json!("A"))).unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::ScimType::Mutability));
+        assert!(e.detail.contains("x is immutable"), "{}", e.detail);
+        let e = check_unchanged(&d, "x", Some(&json!("a")), None).unwrap_err();
+        assert!(e.detail.contains("cannot be removed"), "{}", e.detail);
     }
 
     #[test]

@@ -8,10 +8,7 @@ use scim_proto::schema::{ENTERPRISE_USER_SCHEMA, ResourceKind, USER_SCHEMA};
 use serde_json::{Value, json};
 
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases: 256, ..ProptestConfig::default() }
 }
 
 /// An attribute name the grammar can express: not one of the keywords `and`, `or`, `not`.
@@ -20,11 +17,7 @@ fn name() -> impl Strategy<Value = String> {
         9 => "[a-zA-Z][a-zA-Z0-9_-]{0,8}",
         1 => Just("$ref".to_owned()),
     ]
-    .prop_filter("keyword", |n| {
-        !["and", "or", "not"]
-            .iter()
-            .any(|k| n.eq_ignore_ascii_case(k))
-    })
+    .prop_filter("keyword", |n| !["and", "or", "not"].iter().any(|k| n.eq_ignore_ascii_case(k)))
 }
 
 fn schema() -> impl Strategy<Value = Option<String>> {
@@ -37,11 +30,7 @@ fn schema() -> impl Strategy<Value = Option<String>> {
 }
 
 fn path() -> impl Strategy<Value = AttrPath> {
-    (schema(), name(), prop::option::of(name())).prop_map(|(schema, name, sub)| AttrPath {
-        schema,
-        name,
-        sub,
-    })
+    (schema(), name(), prop::option::of(name())).prop_map(|(schema, name, sub)| AttrPath { schema, name, sub })
 }
 
 fn op() -> impl Strategy<Value = CompareOp> {
@@ -54,9 +43,7 @@ fn value() -> impl Strategy<Value = CompValue> {
         any::<bool>().prop_map(CompValue::Bool),
         any::<i64>().prop_map(|n| CompValue::Number(n.into())),
         any::<u64>().prop_map(|n| CompValue::Number(n.into())),
-        any::<f64>()
-            .prop_filter_map("finite", serde_json::Number::from_f64)
-            .prop_map(CompValue::Number),
+        any::<f64>().prop_filter_map("finite", serde_json::Number::from_f64).prop_map(CompValue::Number),
         any::<String>().prop_map(CompValue::Str),
         r#"[a-z"\\/ \]\[()]{0,12}"#.prop_map(CompValue::Str),
     ]
@@ -81,16 +68,8 @@ fn element_filter() -> impl Strategy<Value = Filter> {
 
 /// Any filter the grammar can express.
 fn any_filter() -> impl Strategy<Value = Filter> {
-    let value_path = (schema(), name(), element_filter()).prop_map(|(schema, name, inner)| {
-        Filter::ValuePath(
-            AttrPath {
-                schema,
-                name,
-                sub: None,
-            },
-            Box::new(inner),
-        )
-    });
+    let value_path = (schema(), name(), element_filter())
+        .prop_map(|(schema, name, inner)| Filter::ValuePath(AttrPath { schema, name, sub: None }, Box::new(inner)));
     let leaf = prop_oneof![
         3 => path().prop_map(Filter::Present),
         6 => (path(), op(), value()).prop_map(|(p, op, v)| Filter::Compare(p, op, v)),
@@ -103,9 +82,8 @@ fn any_filter() -> impl Strategy<Value = Filter> {
 fn soup() -> impl Strategy<Value = String> {
     let token = prop_oneof![
         prop::sample::select(vec![
-            "(", ")", "[", "]", " and ", " or ", "not", " not ", "\"", "\\", "\\u", "d83d",
-            "\\ude00", "emails", "type", ".value", ".", " eq ", " pr", " gt ", "1", "-1.5e3",
-            "true", "null", " ", "urn:a:b:", "é",
+            "(", ")", "[", "]", " and ", " or ", "not", " not ", "\"", "\\", "\\u", "d83d", "\\ude00", "emails",
+            "type", ".value", ".", " eq ", " pr", " gt ", "1", "-1.5e3", "true", "null", " ", "urn:a:b:", "é",
         ])
         .prop_map(str::to_owned),
         "[a-z]{1,3}",
@@ -116,76 +94,45 @@ fn soup() -> impl Strategy<Value = String> {
 
 /// Users with the attributes [`user_filter`] talks about, each sometimes absent.
 fn user() -> impl Strategy<Value = Value> {
-    let word =
-        || prop::sample::select(vec!["alice", "Bob", "CAROL", "", "work", "home", "a@x.org"]);
-    let email = (
-        word(),
-        prop::sample::select(vec!["work", "home", "WORK"]),
-        any::<bool>(),
-    )
-        .prop_map(
-            |(value, kind, primary)| json!({"value": value, "type": kind, "primary": primary}),
-        );
+    let word = || prop::sample::select(vec!["alice", "Bob", "CAROL", "", "work", "home", "a@x.org"]);
+    let email = (word(), prop::sample::select(vec!["work", "home", "WORK"]), any::<bool>())
+        .prop_map(|(value, kind, primary)| json!({"value": value, "type": kind, "primary": primary}));
     (
         prop::option::of(word()),
         prop::option::of(any::<bool>()),
         prop::option::of(prop::collection::vec(email, 0..3)),
         prop::option::of(word()),
         prop::option::of(0..4i64),
-        prop::option::of(prop::sample::select(vec![
-            "2020-01-01T00:00:00Z",
-            "2021-06-01T12:00:00+02:00",
-        ])),
+        prop::option::of(prop::sample::select(vec!["2020-01-01T00:00:00Z", "2021-06-01T12:00:00+02:00"])),
         prop::option::of(word()),
     )
-        .prop_map(
-            |(user_name, active, emails, title, logins, modified, department)| {
-                let mut user = json!({"schemas": [USER_SCHEMA]});
-                let fields = [
-                    ("userName", user_name.map(Value::from)),
-                    ("active", active.map(Value::from)),
-                    ("emails", emails.map(Value::from)),
-                    ("title", title.map(Value::from)),
-                    ("loginCount", logins.map(Value::from)),
-                    ("meta", modified.map(|m| json!({"lastModified": m}))),
-                    (
-                        ENTERPRISE_USER_SCHEMA,
-                        department.map(|d| json!({"department": d})),
-                    ),
-                ];
-                for (key, value) in fields {
-                    if let Some(value) = value {
-                        user[key] = value;
-                    }
+        .prop_map(|(user_name, active, emails, title, logins, modified, department)| {
+            let mut user = json!({"schemas": [USER_SCHEMA]});
+            let fields = [
+                ("userName", user_name.map(Value::from)),
+                ("active", active.map(Value::from)),
+                ("emails", emails.map(Value::from)),
+                ("title", title.map(Value::from)),
+                ("loginCount", logins.map(Value::from)),
+                ("meta", modified.map(|m| json!({"lastModified": m}))),
+                (ENTERPRISE_USER_SCHEMA, department.map(|d| json!({"department": d}))),
+            ];
+            for (key, value) in fields {
+                if let Some(value) = value {
+                    user[key] = value;
                 }
-                user
-            },
-        )
+            }
+            user
+        })
 }
 
 /// Single-valued attributes of [`user`], for the `ne`/`not eq` law.
-const SINGLE_VALUED: [&str; 6] = [
-    "userName",
-    "active",
-    "title",
-    "loginCount",
-    "meta.lastModified",
-    "department",
-];
+const SINGLE_VALUED: [&str; 6] = ["userName", "active", "title", "loginCount", "meta.lastModified", "department"];
 
 fn user_value() -> impl Strategy<Value = CompValue> {
     prop_oneof![
-        prop::sample::select(vec![
-            "alice",
-            "ALICE",
-            "bob",
-            "",
-            "work",
-            "a@",
-            "2020-06-01T00:00:00Z",
-            "true"
-        ])
-        .prop_map(|s| CompValue::Str(s.to_owned())),
+        prop::sample::select(vec!["alice", "ALICE", "bob", "", "work", "a@", "2020-06-01T00:00:00Z", "true"])
+            .prop_map(|s| CompValue::Str(s.to_owned())),
         (0..4i64).prop_map(|n| CompValue::Number(n.into())),
         any::<bool>().prop_map(CompValue::Bool),
         Just(CompValue::Null),
@@ -209,13 +156,8 @@ fn user_filter() -> impl Strategy<Value = Filter> {
     ])
     .prop_map(|p| AttrPath::parse(p).unwrap_or_else(|e| panic!("{p}: {}", e.detail)));
     let element = prop_oneof![
-        prop::sample::select(vec!["value", "type", "primary"])
-            .prop_map(|n| Filter::Present(AttrPath::simple(n))),
-        (
-            prop::sample::select(vec!["value", "type", "primary"]),
-            op(),
-            user_value()
-        )
+        prop::sample::select(vec!["value", "type", "primary"]).prop_map(|n| Filter::Present(AttrPath::simple(n))),
+        (prop::sample::select(vec!["value", "type", "primary"]), op(), user_value())
             .prop_map(|(n, op, v)| Filter::Compare(AttrPath::simple(n), op, v)),
     ];
     let leaf = prop_oneof![

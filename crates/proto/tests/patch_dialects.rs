@@ -198,13 +198,20 @@ fn entra_dotted_and_urn_keys_pathless() {
             "name.givenName": "Barbara J",
             "name.familyName": "Jensen-Smith",
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "701984",
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": "boss-id"
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": "boss-id",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Tours"
+        }},
+        {"op": "add", "value": {
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": {"$ref": "../Users/boss-id"}
         }}
     ]));
     assert_eq!(out["emails"], json!([{"value": "babs@example.com", "type": "work", "primary": true}]));
     assert_eq!(out["displayName"], "Babs");
     assert_eq!(out["name"], json!({"givenName": "Barbara J", "familyName": "Jensen-Smith"}));
-    assert_eq!(out[ENTERPRISE_USER_SCHEMA], json!({"employeeNumber": "701984", "manager": {"value": "boss-id"}}));
+    assert_eq!(
+        out[ENTERPRISE_USER_SCHEMA],
+        json!({"employeeNumber": "701984", "manager": {"value": "boss-id", "$ref": "../Users/boss-id"}, "department": "Tours"})
+    );
     assert_eq!(out["schemas"], json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA]));
 }
 

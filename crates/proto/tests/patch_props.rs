@@ -90,19 +90,31 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 fn operation() -> impl Strategy<Value = Value> {
+    // Mostly well-formed operations, so that most requests get past parsing to `apply`.
     (
         prop::sample::select(&["add", "Replace", "remove", "REMOVE"][..]),
-        prop::option::of(prop::sample::select(PATHS)),
-        prop::option::of(json_value()),
+        prop::option::weighted(0.85, prop::sample::select(PATHS)),
+        prop::sample::select(KEYS),
+        json_value(),
+        any::<bool>(),
     )
-        .prop_map(|(op, path, value)| {
+        .prop_map(|(op, path, key, value, with_value)| {
             let mut map = Map::new();
             map.insert("op".into(), json!(op));
-            if let Some(path) = path {
-                map.insert("path".into(), json!(path));
-            }
-            if let Some(value) = value {
-                map.insert("value".into(), value);
+            let removes = op.eq_ignore_ascii_case("remove");
+            match path {
+                Some(path) => {
+                    map.insert("path".into(), json!(path));
+                    if !removes || with_value {
+                        map.insert("value".into(), value);
+                    }
+                }
+                None if removes => {
+                    map.insert("path".into(), json!(key));
+                }
+                None => {
+                    map.insert("value".into(), json!({ key: value }));
+                }
             }
             Value::Object(map)
         })
@@ -117,7 +129,9 @@ fn stored(kind: ResourceKind) -> Value {
             ENTERPRISE_USER_SCHEMA: {"manager": {"value": "m1"}},
             "company": {"sub": 1}
         }),
-        ResourceKind::Group => json!({"displayName": "g", "members": [{"value": "u1"}, {"value": "u2", "type": "User"}]}),
+        ResourceKind::Group => {
+            json!({"displayName": "g", "members": [{"value": "u1"}, {"value": "u2", "type": "User"}]})
+        }
     };
     let mut doc = prepare(kind, body).expect("fixture is valid");
     doc.as_object_mut().expect("object").insert("id".into(), json!("the-id"));

@@ -145,14 +145,15 @@ fn urn_qualified_and_dotted_keys_move_into_place() {
         "URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER": {"costCenter": "cc"},
         "urn:ietf:params:scim:schemas:core:2.0:User:displayName": "Babs",
         "name.givenName": "Barbara",
-        "name": {"familyName": "Jensen"}
+        "name": {"familyName": "Jensen"},
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": {"value": "boss"}
     }));
     assert_eq!(
         out,
         json!({
             "schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
             "userName": "u",
-            ENTERPRISE_USER_SCHEMA: {"employeeNumber": "42", "costCenter": "cc"},
+            ENTERPRISE_USER_SCHEMA: {"employeeNumber": "42", "costCenter": "cc", "manager": {"value": "boss"}},
             "displayName": "Babs",
             "name": {"givenName": "Barbara", "familyName": "Jensen"}
         })

@@ -54,22 +54,16 @@ pub fn compare_values(
     kind: Option<AttrType>,
 ) -> bool {
     match actual {
-        Value::Array(items) if !items.is_empty() => items
-            .iter()
-            .any(|item| compare_one(op, item, expected, case_exact, kind)),
+        Value::Array(items) if !items.is_empty() => {
+            items.iter().any(|item| compare_one(op, item, expected, case_exact, kind))
+        }
         Value::Array(_) => compare_one(op, &Value::Null, expected, case_exact, kind),
         _ => compare_one(op, actual, expected, case_exact, kind),
     }
 }
 
 /// Compares a single (non-array) value.
-fn compare_one(
-    op: CompareOp,
-    actual: &Value,
-    expected: &CompValue,
-    case_exact: bool,
-    kind: Option<AttrType>,
-) -> bool {
+fn compare_one(op: CompareOp, actual: &Value, expected: &CompValue, case_exact: bool, kind: Option<AttrType>) -> bool {
     if op == CompareOp::Ne {
         return !compare_one(CompareOp::Eq, actual, expected, case_exact, kind);
     }
@@ -85,9 +79,7 @@ fn compare_one(
         },
         (Value::Bool(a), CompValue::Bool(b)) => op == CompareOp::Eq && a == b,
         (Value::Bool(a), CompValue::Str(s)) => op == CompareOp::Eq && parse_bool(s) == Some(*a),
-        (Value::Number(a), CompValue::Number(b)) => {
-            !op.is_substring() && holds(op, compare_numbers(a, b))
-        }
+        (Value::Number(a), CompValue::Number(b)) => !op.is_substring() && holds(op, compare_numbers(a, b)),
         (Value::String(a), CompValue::Str(b)) => compare_strings(op, a, b, case_exact, kind),
         _ => false,
     }
@@ -122,40 +114,24 @@ fn holds(op: CompareOp, ordering: Option<Ordering>) -> bool {
 
 /// Exact for integers (so large ids stay distinct), `f64` otherwise (so `1 eq 1.0`).
 fn compare_numbers(a: &Number, b: &Number) -> Option<Ordering> {
-    let exact = |n: &Number| {
-        n.as_i64()
-            .map(i128::from)
-            .or_else(|| n.as_u64().map(i128::from))
-    };
+    let exact = |n: &Number| n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
     match (exact(a), exact(b)) {
         (Some(a), Some(b)) => Some(a.cmp(&b)),
         _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
     }
 }
 
-fn compare_strings(
-    op: CompareOp,
-    actual: &str,
-    expected: &str,
-    case_exact: bool,
-    kind: Option<AttrType>,
-) -> bool {
+fn compare_strings(op: CompareOp, actual: &str, expected: &str, case_exact: bool, kind: Option<AttrType>) -> bool {
     // Instants, not text: "2024-01-01T01:00:00+01:00" equals "2024-01-01T00:00:00Z".
     if (op.is_ordering() || (op == CompareOp::Eq && kind == Some(AttrType::DateTime)))
-        && let (Ok(a), Ok(b)) = (
-            OffsetDateTime::parse(actual, &Rfc3339),
-            OffsetDateTime::parse(expected, &Rfc3339),
-        )
+        && let (Ok(a), Ok(b)) = (OffsetDateTime::parse(actual, &Rfc3339), OffsetDateTime::parse(expected, &Rfc3339))
     {
         return holds(op, Some(a.cmp(&b)));
     }
     let (actual, expected) = if case_exact {
         (Cow::Borrowed(actual), Cow::Borrowed(expected))
     } else {
-        (
-            Cow::Owned(actual.to_lowercase()),
-            Cow::Owned(expected.to_lowercase()),
-        )
+        (Cow::Owned(actual.to_lowercase()), Cow::Owned(expected.to_lowercase()))
     };
     match op {
         CompareOp::Co => actual.contains(&*expected),
@@ -178,18 +154,14 @@ fn eval(filter: &Filter, base: &Value, scope: Scope<'_>, rt: &ResourceType) -> b
         Filter::And(a, b) => eval(a, base, scope, rt) && eval(b, base, scope, rt),
         Filter::Or(a, b) => eval(a, base, scope, rt) || eval(b, base, scope, rt),
         Filter::Not(inner) => !eval(inner, base, scope, rt),
-        Filter::Present(path) => values_at(base, scope, rt, path)
-            .iter()
-            .any(|v| is_present(v)),
+        Filter::Present(path) => values_at(base, scope, rt, path).iter().any(|v| is_present(v)),
         Filter::Compare(path, op, expected) => {
             let (case_exact, kind) = characteristics(definition(scope, rt, path));
             let values = values_at(base, scope, rt, path);
             if values.is_empty() {
                 return compare_values(*op, &Value::Null, expected, case_exact, kind);
             }
-            values
-                .iter()
-                .any(|v| compare_values(*op, v, expected, case_exact, kind))
+            values.iter().any(|v| compare_values(*op, v, expected, case_exact, kind))
         }
         Filter::ValuePath(path, inner) => {
             let element_scope = Scope::Element(definition(scope, rt, path));
@@ -201,11 +173,7 @@ fn eval(filter: &Filter, base: &Value, scope: Scope<'_>, rt: &ResourceType) -> b
 }
 
 /// The definition `path` leads to, if a schema defines it.
-fn definition<'a>(
-    scope: Scope<'a>,
-    rt: &'a ResourceType,
-    path: &AttrPath,
-) -> Option<&'a AttributeDef> {
+fn definition<'a>(scope: Scope<'a>, rt: &'a ResourceType, path: &AttrPath) -> Option<&'a AttributeDef> {
     match scope {
         Scope::Root => rt.resolve(path).map(|r| r.leaf()),
         Scope::Element(parent) => {
@@ -233,12 +201,7 @@ fn characteristics(def: Option<&AttributeDef>) -> (bool, Option<AttrType>) {
 
 /// Every value `path` reaches in `base`, with arrays flattened one level: `emails.value` on
 /// two emails gives both values. Empty when the attribute is absent.
-fn values_at<'v>(
-    base: &'v Value,
-    scope: Scope<'_>,
-    rt: &ResourceType,
-    path: &AttrPath,
-) -> Vec<&'v Value> {
+fn values_at<'v>(base: &'v Value, scope: Scope<'_>, rt: &ResourceType, path: &AttrPath) -> Vec<&'v Value> {
     let mut out = Vec::new();
     let Some(top) = attribute(base, scope, rt, path) else {
         return out;
@@ -272,20 +235,13 @@ fn flatten_into<'v>(value: &'v Value, out: &mut Vec<&'v Value>) {
 }
 
 /// The JSON value of the top-level attribute (or element member) `path` names.
-fn attribute<'v>(
-    base: &'v Value,
-    scope: Scope<'_>,
-    rt: &ResourceType,
-    path: &AttrPath,
-) -> Option<&'v Value> {
+fn attribute<'v>(base: &'v Value, scope: Scope<'_>, rt: &ResourceType, path: &AttrPath) -> Option<&'v Value> {
     let object = base.as_object()?;
     if let Scope::Element(_) = scope {
         return get_ci(object, &path.name);
     }
     match &path.schema {
-        Some(urn) if !urn.eq_ignore_ascii_case(&rt.core.id) => {
-            get_ci(get_ci(object, urn)?.as_object()?, &path.name)
-        }
+        Some(urn) if !urn.eq_ignore_ascii_case(&rt.core.id) => get_ci(get_ci(object, urn)?.as_object()?, &path.name),
         Some(_) => get_ci(object, &path.name),
         None => get_ci(object, &path.name).or_else(|| {
             // `employeeNumber` lives under the enterprise extension's URN key.
@@ -293,21 +249,14 @@ fn attribute<'v>(
             if !resolved.in_extension {
                 return None;
             }
-            get_ci(
-                get_ci(object, &resolved.schema.id)?.as_object()?,
-                &path.name,
-            )
+            get_ci(get_ci(object, &resolved.schema.id)?.as_object()?, &path.name)
         }),
     }
 }
 
 /// The member whose key equals `key` ignoring ASCII case (exact match first, it is the norm).
 fn get_ci<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
-    map.get(key).or_else(|| {
-        map.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+    map.get(key).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 /// `pr`: not null, not an empty string, not an empty array or object.
@@ -369,11 +318,7 @@ mod tests {
         let rt = ResourceKind::User.resource_type();
         let f = parse(filter).unwrap_or_else(|e| panic!("{filter}: {}", e.detail));
         assert_eq!(f.matches(&user(), rt), want, "{filter}");
-        assert_eq!(
-            Filter::Not(Box::new(f)).matches(&user(), rt),
-            !want,
-            "not ({filter})"
-        );
+        assert_eq!(Filter::Not(Box::new(f)).matches(&user(), rt), !want, "not ({filter})");
     }
 
     #[test]
@@ -447,13 +392,7 @@ mod tests {
         check("score eq 2.5", true);
         check("score eq 25e-1", true);
         check(r#"loginCount eq "7""#, false);
-        assert!(compare_values(
-            CompareOp::Gt,
-            &json!(u64::MAX),
-            &CompValue::Number((i64::MAX).into()),
-            false,
-            None
-        ));
+        assert!(compare_values(CompareOp::Gt, &json!(u64::MAX), &CompValue::Number((i64::MAX).into()), false, None));
         assert!(!compare_values(
             CompareOp::Eq,
             &json!(9007199254740993_i64),
@@ -510,31 +449,16 @@ mod tests {
         // Any value that differs.
         check(r#"emails.type ne "home""#, true);
         check(r#"groups eq "e9e30dba""#, true);
-        check(
-            r#"schemas eq "URN:ietf:params:scim:schemas:core:2.0:User""#,
-            true,
-        );
+        check(r#"schemas eq "URN:ietf:params:scim:schemas:core:2.0:User""#, true);
         check(r#"name eq "Jensen""#, false);
     }
 
     #[test]
     fn value_paths() {
-        check(
-            r#"emails[type eq "work" and value co "@example.com"]"#,
-            true,
-        );
-        check(
-            r#"emails[type eq "home" and value co "@example.com"]"#,
-            false,
-        );
-        check(
-            r#"emails[type eq "work"].value eq "bjensen@example.com""#,
-            true,
-        );
-        check(
-            r#"emails[type eq "home"].value eq "bjensen@example.com""#,
-            false,
-        );
+        check(r#"emails[type eq "work" and value co "@example.com"]"#, true);
+        check(r#"emails[type eq "home" and value co "@example.com"]"#, false);
+        check(r#"emails[type eq "work"].value eq "bjensen@example.com""#, true);
+        check(r#"emails[type eq "home"].value eq "bjensen@example.com""#, false);
         check(r#"emails[type eq "home"].primary pr"#, false);
         check(r#"emails[type eq "work"].primary pr"#, true);
         check(r#"emails[not (type eq "work")]"#, true);
@@ -543,36 +467,21 @@ mod tests {
         check(r#"nosuch[type pr]"#, false);
         check(r#"name[givenName eq "barbara"]"#, true);
         check(r#"userName[value pr]"#, false);
-        check(
-            r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"] or title pr"#,
-            true,
-        );
+        check(r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"] or title pr"#, true);
     }
 
     #[test]
     fn extension_attributes() {
         let urn = ENTERPRISE_USER_SCHEMA;
         check(&format!(r#"{urn}:department eq "tour operations""#), true);
-        check(
-            &format!(
-                r#"{}:department eq "Tour Operations""#,
-                urn.to_uppercase().replace("URN", "urn")
-            ),
-            true,
-        );
+        check(&format!(r#"{}:department eq "Tour Operations""#, urn.to_uppercase().replace("URN", "urn")), true);
         check(r#"department eq "Tour Operations""#, true);
         check(r#"employeeNumber eq "701984""#, true);
-        check(
-            &format!(r#"{urn}:manager.value eq "26118915-6090-4610-87e4-49d8ca9f808d""#),
-            true,
-        );
+        check(&format!(r#"{urn}:manager.value eq "26118915-6090-4610-87e4-49d8ca9f808d""#), true);
         check(r#"manager.displayName sw "john""#, true);
         check(r#"manager eq "26118915-6090-4610-87e4-49d8ca9f808d""#, true);
         check(&format!(r#"{urn}:userName pr"#), false);
-        check(
-            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "bj""#,
-            true,
-        );
+        check(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "bj""#, true);
         check(r#"urn:example:unknown:nothing pr"#, false);
     }
 
@@ -585,14 +494,8 @@ mod tests {
 
     #[test]
     fn logic() {
-        check(
-            r#"userName sw "x" or userType eq "Employee" and active eq true"#,
-            true,
-        );
-        check(
-            r#"(userName sw "x" or userType eq "Employee") and active eq false"#,
-            false,
-        );
+        check(r#"userName sw "x" or userType eq "Employee" and active eq true"#, true);
+        check(r#"(userName sw "x" or userType eq "Employee") and active eq false"#, false);
         check(r#"not (active eq true) or title pr"#, false);
     }
 
@@ -600,11 +503,7 @@ mod tests {
     fn non_object_resources_match_nothing() {
         let rt = ResourceKind::User.resource_type();
         for resource in [json!(null), json!([{"userName": "b"}]), json!("userName")] {
-            assert!(
-                !parse("userName pr or userName eq \"b\"")
-                    .unwrap()
-                    .matches(&resource, rt)
-            );
+            assert!(!parse("userName pr or userName eq \"b\"").unwrap().matches(&resource, rt));
             assert!(parse("userName ne \"b\"").unwrap().matches(&resource, rt));
         }
     }
@@ -625,93 +524,21 @@ mod tests {
     #[test]
     fn compare_values_directly() {
         let s = |t: &str| CompValue::Str(t.to_owned());
-        assert!(compare_values(
-            CompareOp::Eq,
-            &json!("ÉCOLE"),
-            &s("école"),
-            false,
-            None
-        ));
-        assert!(!compare_values(
-            CompareOp::Eq,
-            &json!("ÉCOLE"),
-            &s("école"),
-            true,
-            None
-        ));
-        assert!(compare_values(
-            CompareOp::Eq,
-            &json!(["a", "b"]),
-            &s("B"),
-            false,
-            Some(AttrType::String)
-        ));
-        assert!(compare_values(
-            CompareOp::Eq,
-            &json!([]),
-            &CompValue::Null,
-            false,
-            None
-        ));
-        assert!(compare_values(
-            CompareOp::Ne,
-            &json!([]),
-            &s("x"),
-            false,
-            None
-        ));
-        assert!(compare_values(
-            CompareOp::Eq,
-            &json!({"value": "x", "type": "work"}),
-            &s("X"),
-            false,
-            None
-        ));
-        assert!(!compare_values(
-            CompareOp::Eq,
-            &json!({"type": "work"}),
-            &CompValue::Null,
-            false,
-            None
-        ));
-        assert!(compare_values(
-            CompareOp::Ne,
-            &json!({"type": "work"}),
-            &s("x"),
-            false,
-            None
-        ));
-        assert!(!compare_values(
-            CompareOp::Co,
-            &json!(12),
-            &CompValue::Number(1.into()),
-            false,
-            None
-        ));
+        assert!(compare_values(CompareOp::Eq, &json!("ÉCOLE"), &s("école"), false, None));
+        assert!(!compare_values(CompareOp::Eq, &json!("ÉCOLE"), &s("école"), true, None));
+        assert!(compare_values(CompareOp::Eq, &json!(["a", "b"]), &s("B"), false, Some(AttrType::String)));
+        assert!(compare_values(CompareOp::Eq, &json!([]), &CompValue::Null, false, None));
+        assert!(compare_values(CompareOp::Ne, &json!([]), &s("x"), false, None));
+        assert!(compare_values(CompareOp::Eq, &json!({"value": "x", "type": "work"}), &s("X"), false, None));
+        assert!(!compare_values(CompareOp::Eq, &json!({"type": "work"}), &CompValue::Null, false, None));
+        assert!(compare_values(CompareOp::Ne, &json!({"type": "work"}), &s("x"), false, None));
+        assert!(!compare_values(CompareOp::Co, &json!(12), &CompValue::Number(1.into()), false, None));
         // Dates as text when the schema does not say dateTime and the operator is eq.
         let (a, b) = ("2024-01-01T00:00:00Z", "2024-01-01T01:00:00+01:00");
-        assert!(!compare_values(
-            CompareOp::Eq,
-            &json!(a),
-            &s(b),
-            false,
-            None
-        ));
-        assert!(compare_values(
-            CompareOp::Eq,
-            &json!(a),
-            &s(b),
-            false,
-            Some(AttrType::DateTime)
-        ));
+        assert!(!compare_values(CompareOp::Eq, &json!(a), &s(b), false, None));
+        assert!(compare_values(CompareOp::Eq, &json!(a), &s(b), false, Some(AttrType::DateTime)));
         assert!(compare_values(CompareOp::Ge, &json!(a), &s(b), false, None));
         // A dateTime that does not parse falls back to text.
-        assert!(compare_values(
-            CompareOp::Gt,
-            &json!("2024-02"),
-            &s("2024-01"),
-            false,
-            Some(AttrType::DateTime)
-        ));
+        assert!(compare_values(CompareOp::Gt, &json!("2024-02"), &s("2024-01"), false, Some(AttrType::DateTime)));
     }
 }

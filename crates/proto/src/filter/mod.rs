@@ -91,17 +91,12 @@ impl CompareOp {
 
     /// The operator for a keyword, compared case-insensitively (`EQ` is `eq`).
     pub fn from_keyword(word: &str) -> Option<CompareOp> {
-        CompareOp::ALL
-            .into_iter()
-            .find(|op| op.as_str().eq_ignore_ascii_case(word))
+        CompareOp::ALL.into_iter().find(|op| op.as_str().eq_ignore_ascii_case(word))
     }
 
     /// True for the ordering operators `gt`, `ge`, `lt` and `le`.
     pub fn is_ordering(self) -> bool {
-        matches!(
-            self,
-            CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
-        )
+        matches!(self, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le)
     }
 
     /// True for the substring operators `co`, `sw` and `ew`.

@@ -46,17 +46,11 @@ pub fn parse(text: &str) -> Result<Filter, ScimError> {
         None => Ok(filter),
         Some(c @ (')' | ']')) => {
             let opener = if c == ')' { '(' } else { '[' };
-            Err(parser.error(
-                parser.pos,
-                format!("unbalanced '{c}': there is no '{opener}' to close"),
-            ))
+            Err(parser.error(parser.pos, format!("unbalanced '{c}': there is no '{opener}' to close")))
         }
         Some(_) => Err(parser.error(
             parser.pos,
-            format!(
-                "expected 'and', 'or' or the end of the filter, found {}",
-                parser.found(parser.pos)
-            ),
+            format!("expected 'and', 'or' or the end of the filter, found {}", parser.found(parser.pos)),
         )),
     }
 }
@@ -64,11 +58,7 @@ pub fn parse(text: &str) -> Result<Filter, ScimError> {
 /// Parses the `valFilter "]"` of a PATCH path (RFC 7644 §3.5.2) whose `[` is at byte `open` of
 /// `text`, with paths relative to `parent`. Returns the filter and the byte offset just past
 /// the `]`. Errors are `400 invalidPath`, with positions counted in the whole path.
-pub(crate) fn value_filter(
-    text: &str,
-    parent: &AttrPath,
-    open: usize,
-) -> Result<(Filter, usize), ScimError> {
+pub(crate) fn value_filter(text: &str, parent: &AttrPath, open: usize) -> Result<(Filter, usize), ScimError> {
     check_length(text, Syntax::Path)?;
     let mut parser = Parser::new(text, Syntax::Path);
     parser.pos = open + '['.len_utf8();
@@ -136,21 +126,13 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str, syntax: Syntax) -> Self {
-        Parser {
-            text,
-            pos: 0,
-            terms: 0,
-            syntax,
-        }
+        Parser { text, pos: 0, terms: 0, syntax }
     }
 
     /// An error at byte offset `at`, reported as a 1-based character position.
     fn error(&self, at: usize, message: impl std::fmt::Display) -> ScimError {
         let position = self.text.get(..at).map_or(0, |s| s.chars().count()) + 1;
-        self.syntax.error(format!(
-            "invalid {} at position {position}: {message}",
-            self.syntax.noun()
-        ))
+        self.syntax.error(format!("invalid {} at position {position}: {message}", self.syntax.noun()))
     }
 
     fn rest(&self) -> &'a str {
@@ -206,12 +188,7 @@ impl<'a> Parser<'a> {
 
     /// `FILTER *("or" FILTER)`, left-associative. `scope` is the parent attribute inside a
     /// value path; `after` names what came before, for error messages.
-    fn or_expr(
-        &mut self,
-        scope: Option<&AttrPath>,
-        depth: usize,
-        after: Option<&str>,
-    ) -> Result<Filter, ScimError> {
+    fn or_expr(&mut self, scope: Option<&AttrPath>, depth: usize, after: Option<&str>) -> Result<Filter, ScimError> {
         let mut left = self.and_expr(scope, depth, after)?;
         // A loop, not recursion: a long chain must not grow the stack.
         while self.keyword("or") {
@@ -222,12 +199,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `factor *("and" factor)`, left-associative.
-    fn and_expr(
-        &mut self,
-        scope: Option<&AttrPath>,
-        depth: usize,
-        after: Option<&str>,
-    ) -> Result<Filter, ScimError> {
+    fn and_expr(&mut self, scope: Option<&AttrPath>, depth: usize, after: Option<&str>) -> Result<Filter, ScimError> {
         let mut left = self.factor(scope, depth, after)?;
         while self.keyword("and") {
             let right = self.factor(scope, depth, Some("'and'"))?;
@@ -237,12 +209,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A parenthesised filter, `not (...)`, a value path or a comparison.
-    fn factor(
-        &mut self,
-        scope: Option<&AttrPath>,
-        depth: usize,
-        after: Option<&str>,
-    ) -> Result<Filter, ScimError> {
+    fn factor(&mut self, scope: Option<&AttrPath>, depth: usize, after: Option<&str>) -> Result<Filter, ScimError> {
         self.skip_ws();
         let start = self.pos;
         match self.peek() {
@@ -291,13 +258,7 @@ impl<'a> Parser<'a> {
     /// The error for a missing expression at byte `at`, which follows `after`.
     fn expected_expression(&self, at: usize, after: Option<&str>) -> ScimError {
         let after = after.map(|a| format!(" after {a}")).unwrap_or_default();
-        self.error(
-            at,
-            format!(
-                "expected an attribute path, 'not' or '('{after}, found {}",
-                self.found(at)
-            ),
-        )
+        self.error(at, format!("expected an attribute path, 'not' or '('{after}, found {}", self.found(at)))
     }
 
     /// What follows an attribute path that starts at byte `start`: `[...]` or a condition.
@@ -327,17 +288,14 @@ impl<'a> Parser<'a> {
         }
         let open = self.pos;
         if let Some(parent) = scope {
-            return Err(self.error(
-                open,
-                format!("value filters cannot be nested: '{path}[' appears inside '{parent}[...]'"),
-            ));
+            return Err(
+                self.error(open, format!("value filters cannot be nested: '{path}[' appears inside '{parent}[...]'"))
+            );
         }
         if path.sub.is_some() {
             return Err(self.error(
                 start,
-                format!(
-                    "a value filter '[...]' follows a multi-valued attribute, not the sub-attribute '{path}'"
-                ),
+                format!("a value filter '[...]' follows a multi-valued attribute, not the sub-attribute '{path}'"),
             ));
         }
         self.enter(depth, open)?;
@@ -356,18 +314,12 @@ impl<'a> Parser<'a> {
         if !is_attr_name(name) {
             return Err(self.error(
                 sub_start,
-                format!(
-                    "expected a sub-attribute name of '{path}' after '].', found {}",
-                    self.found(sub_start)
-                ),
+                format!("expected a sub-attribute name of '{path}' after '].', found {}", self.found(sub_start)),
             ));
         }
         self.pos = sub_end;
         let condition = self.condition(AttrPath::simple(name), sub_start)?;
-        Ok(Filter::ValuePath(
-            path,
-            Box::new(Filter::And(Box::new(inner), Box::new(condition))),
-        ))
+        Ok(Filter::ValuePath(path, Box::new(Filter::And(Box::new(inner), Box::new(condition)))))
     }
 
     /// `pr` or `compareOp compValue` after the path that starts at byte `start`.
@@ -413,13 +365,9 @@ impl<'a> Parser<'a> {
         let word = self.word();
         let expected = "a \"quoted string\", a number, true, false or null";
         if word.is_empty() {
-            return Err(self.error(
-                start,
-                format!(
-                    "expected a value after '{op}' ({expected}), found {}",
-                    self.found(start)
-                ),
-            ));
+            return Err(
+                self.error(start, format!("expected a value after '{op}' ({expected}), found {}", self.found(start)))
+            );
         }
         let value = if word.eq_ignore_ascii_case("true") {
             CompValue::Bool(true)
@@ -442,10 +390,7 @@ impl<'a> Parser<'a> {
         } else if word.starts_with('\'') {
             return Err(self.error(
                 start,
-                format!(
-                    "strings are quoted with double quotes, not single quotes: found {}",
-                    self.found(start)
-                ),
+                format!("strings are quoted with double quotes, not single quotes: found {}", self.found(start)),
             ));
         } else {
             // Some clients send unquoted strings (`externalId eq jyoung`). Accepting them would
@@ -523,7 +468,9 @@ impl<'a> Parser<'a> {
                         if !(0xDC00..=0xDFFF).contains(&low) {
                             return Err(self.error(
                                 at,
-                                format!("\\u{unit:04x} is a lone surrogate: it must be followed by a \\uDC00-\\uDFFF escape"),
+                                format!(
+                                    "\\u{unit:04x} is a lone surrogate: it must be followed by a \\uDC00-\\uDFFF escape"
+                                ),
                             ));
                         }
                         let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
@@ -552,16 +499,12 @@ impl<'a> Parser<'a> {
 
     /// Four hex digits after `\u`; `at` is the escape's backslash.
     fn hex4(&mut self, at: usize) -> Result<u32, ScimError> {
-        let digits = self
-            .rest()
-            .get(..4)
-            .filter(|d| d.chars().all(|c| c.is_ascii_hexdigit()));
+        let digits = self.rest().get(..4).filter(|d| d.chars().all(|c| c.is_ascii_hexdigit()));
         let Some(digits) = digits else {
             return Err(self.error(at, "\\u must be followed by four hex digits, e.g. \\u00e9"));
         };
         self.pos += 4;
-        u32::from_str_radix(digits, 16)
-            .map_err(|_| self.error(at, "\\u must be followed by four hex digits"))
+        u32::from_str_radix(digits, 16).map_err(|_| self.error(at, "\\u must be followed by four hex digits"))
     }
 
     /// Counts one more level of nesting at byte `at`.
@@ -585,11 +528,7 @@ impl<'a> Parser<'a> {
             self.pos += 1;
             return Ok(());
         }
-        let opener = self
-            .text
-            .get(open..)
-            .and_then(|s| s.chars().next())
-            .unwrap_or('(');
+        let opener = self.text.get(open..).and_then(|s| s.chars().next()).unwrap_or('(');
         let open_position = self.text.get(..open).map_or(0, |s| s.chars().count()) + 1;
         Err(self.error(
             self.pos,
@@ -726,15 +665,9 @@ mod tests {
     #[test]
     fn every_operator() {
         for op in CompareOp::ALL {
-            assert_eq!(
-                p(&format!("userName {op} \"x\"")),
-                cmp("userName", op, s("x"))
-            );
+            assert_eq!(p(&format!("userName {op} \"x\"")), cmp("userName", op, s("x")));
             let upper = op.as_str().to_uppercase();
-            assert_eq!(
-                p(&format!("userName {upper} \"x\"")),
-                cmp("userName", op, s("x"))
-            );
+            assert_eq!(p(&format!("userName {upper} \"x\"")), cmp("userName", op, s("x")));
         }
         assert_eq!(p("title pr"), pr("title"));
         assert_eq!(p("title PR"), pr("title"));
@@ -742,18 +675,9 @@ mod tests {
 
     #[test]
     fn literals() {
-        assert_eq!(
-            p("active eq true"),
-            cmp("active", CompareOp::Eq, CompValue::Bool(true))
-        );
-        assert_eq!(
-            p("active eq False"),
-            cmp("active", CompareOp::Eq, CompValue::Bool(false))
-        );
-        assert_eq!(
-            p("title eq NULL"),
-            cmp("title", CompareOp::Eq, CompValue::Null)
-        );
+        assert_eq!(p("active eq true"), cmp("active", CompareOp::Eq, CompValue::Bool(true)));
+        assert_eq!(p("active eq False"), cmp("active", CompareOp::Eq, CompValue::Bool(false)));
+        assert_eq!(p("title eq NULL"), cmp("title", CompareOp::Eq, CompValue::Null));
         let int = |n: i64| CompValue::Number(n.into());
         let float = |f: f64| CompValue::Number(Number::from_f64(f).unwrap());
         for (text, want) in [
@@ -770,20 +694,11 @@ mod tests {
             ("-1.5e+3", float(-1500.0)),
             ("1.0", float(1.0)),
         ] {
-            assert_eq!(
-                p(&format!("x eq {text}")),
-                cmp("x", CompareOp::Eq, want),
-                "{text}"
-            );
+            assert_eq!(p(&format!("x eq {text}")), cmp("x", CompareOp::Eq, want), "{text}");
         }
-        for bad in [
-            "01", "1.", ".5", "+1", "1e", "1e+", "-", "-a", "1.2.3", "0x10", "1e400", "--1", "1.5x",
-        ] {
+        for bad in ["01", "1.", ".5", "+1", "1e", "1e+", "-", "-a", "1.2.3", "0x10", "1e400", "--1", "1.5x"] {
             let e = err(&format!("x eq {bad}"));
-            assert!(
-                e.contains("position 6") && e.contains("not a valid number"),
-                "{bad}: {e}"
-            );
+            assert!(e.contains("position 6") && e.contains("not a valid number"), "{bad}: {e}");
         }
     }
 
@@ -801,11 +716,7 @@ mod tests {
             ("\"ünïcödé 😀 ]) and\"", "ünïcödé 😀 ]) and"),
         ];
         for (lit, want) in cases {
-            assert_eq!(
-                p(&format!("x eq {lit}")),
-                cmp("x", CompareOp::Eq, s(want)),
-                "{lit}"
-            );
+            assert_eq!(p(&format!("x eq {lit}")), cmp("x", CompareOp::Eq, s(want)), "{lit}");
         }
         for (bad, why) in [
             (r#""abc"#, "unterminated string"),
@@ -825,30 +736,12 @@ mod tests {
     #[test]
     fn precedence_and_associativity() {
         let (a, b, c) = (pr("a"), pr("b"), pr("c"));
-        assert_eq!(
-            p("a pr or b pr and c pr"),
-            or(a.clone(), and(b.clone(), c.clone()))
-        );
-        assert_eq!(
-            p("a pr and b pr or c pr"),
-            or(and(a.clone(), b.clone()), c.clone())
-        );
-        assert_eq!(
-            p("a pr or b pr or c pr"),
-            or(or(a.clone(), b.clone()), c.clone())
-        );
-        assert_eq!(
-            p("a pr and b pr and c pr"),
-            and(and(a.clone(), b.clone()), c.clone())
-        );
-        assert_eq!(
-            p("(a pr or b pr) and c pr"),
-            and(or(a.clone(), b.clone()), c.clone())
-        );
-        assert_eq!(
-            p("a pr AND (b pr OR c pr)"),
-            and(a.clone(), or(b.clone(), c.clone()))
-        );
+        assert_eq!(p("a pr or b pr and c pr"), or(a.clone(), and(b.clone(), c.clone())));
+        assert_eq!(p("a pr and b pr or c pr"), or(and(a.clone(), b.clone()), c.clone()));
+        assert_eq!(p("a pr or b pr or c pr"), or(or(a.clone(), b.clone()), c.clone()));
+        assert_eq!(p("a pr and b pr and c pr"), and(and(a.clone(), b.clone()), c.clone()));
+        assert_eq!(p("(a pr or b pr) and c pr"), and(or(a.clone(), b.clone()), c.clone()));
+        assert_eq!(p("a pr AND (b pr OR c pr)"), and(a.clone(), or(b.clone(), c.clone())));
         assert_eq!(p("((a pr))"), a);
     }
 
@@ -859,40 +752,19 @@ mod tests {
         assert_eq!(p("c pr and not (a pr or b pr)"), want);
         assert_eq!(p("  c pr\tand NOT(a pr or b pr)  "), want);
         assert_eq!(p("c pr and not(a pr or b pr)"), want);
-        assert_eq!(
-            p("(userName eq \"x\")and(title pr)"),
-            and(cmp("userName", CompareOp::Eq, s("x")), pr("title"))
-        );
-        assert_eq!(
-            p("not (not (a pr))"),
-            Filter::Not(Box::new(Filter::Not(Box::new(pr("a")))))
-        );
+        assert_eq!(p("(userName eq \"x\")and(title pr)"), and(cmp("userName", CompareOp::Eq, s("x")), pr("title")));
+        assert_eq!(p("not (not (a pr))"), Filter::Not(Box::new(Filter::Not(Box::new(pr("a"))))));
         assert!(err("not a pr").contains("expected '(' after 'not'"));
     }
 
     #[test]
     fn paths() {
         let f = p(&format!("{ENTERPRISE}:department eq \"Finance\""));
-        assert_eq!(
-            f,
-            cmp(
-                &format!("{ENTERPRISE}:department"),
-                CompareOp::Eq,
-                s("Finance")
-            )
-        );
-        let Filter::Compare(path, ..) = p(&format!("{ENTERPRISE}:manager.value eq \"x\"")) else {
-            panic!()
-        };
+        assert_eq!(f, cmp(&format!("{ENTERPRISE}:department"), CompareOp::Eq, s("Finance")));
+        let Filter::Compare(path, ..) = p(&format!("{ENTERPRISE}:manager.value eq \"x\"")) else { panic!() };
         assert_eq!(path.schema.as_deref(), Some(ENTERPRISE));
-        assert_eq!(
-            (path.name.as_str(), path.sub.as_deref()),
-            ("manager", Some("value"))
-        );
-        assert_eq!(
-            p("name.givenName sw \"B\""),
-            cmp("name.givenName", CompareOp::Sw, s("B"))
-        );
+        assert_eq!((path.name.as_str(), path.sub.as_deref()), ("manager", Some("value")));
+        assert_eq!(p("name.givenName sw \"B\""), cmp("name.givenName", CompareOp::Sw, s("B")));
         assert_eq!(
             p("meta.lastModified gt \"2011-05-13T04:42:34Z\"").to_string(),
             "meta.lastModified gt \"2011-05-13T04:42:34Z\""
@@ -900,44 +772,21 @@ mod tests {
         assert_eq!(p("members.$ref pr"), pr("members.$ref"));
         assert_eq!(
             p("urn:ietf:params:scim:schemas:core:2.0:User:name.familyName co \"O'Malley\""),
-            cmp(
-                "urn:ietf:params:scim:schemas:core:2.0:User:name.familyName",
-                CompareOp::Co,
-                s("O'Malley")
-            )
+            cmp("urn:ietf:params:scim:schemas:core:2.0:User:name.familyName", CompareOp::Co, s("O'Malley"))
         );
     }
 
     #[test]
     fn value_paths() {
-        let inner = and(
-            cmp("type", CompareOp::Eq, s("work")),
-            cmp("value", CompareOp::Co, s("@corp")),
-        );
+        let inner = and(cmp("type", CompareOp::Eq, s("work")), cmp("value", CompareOp::Co, s("@corp")));
         let want = Filter::ValuePath(path("emails"), Box::new(inner.clone()));
         assert_eq!(p("emails[type eq \"work\" and value co \"@corp\"]"), want);
-        assert_eq!(
-            p("emails [ type eq \"work\" and value co \"@corp\" ]"),
-            want
-        );
-        let f = p(
-            "userType eq \"Employee\" and emails[type eq \"work\" and value co \"@corp\"] or title pr",
-        );
-        assert_eq!(
-            f,
-            or(
-                and(cmp("userType", CompareOp::Eq, s("Employee")), want),
-                pr("title")
-            )
-        );
+        assert_eq!(p("emails [ type eq \"work\" and value co \"@corp\" ]"), want);
+        let f = p("userType eq \"Employee\" and emails[type eq \"work\" and value co \"@corp\"] or title pr");
+        assert_eq!(f, or(and(cmp("userType", CompareOp::Eq, s("Employee")), want), pr("title")));
         let f = p(&format!("{ENTERPRISE}:manager[value eq \"1\"]"));
-        assert!(
-            matches!(f, Filter::ValuePath(ref p, _) if p.schema.as_deref() == Some(ENTERPRISE))
-        );
-        assert_eq!(
-            p("groups[$ref pr]"),
-            Filter::ValuePath(path("groups"), Box::new(pr("$ref")))
-        );
+        assert!(matches!(f, Filter::ValuePath(ref p, _) if p.schema.as_deref() == Some(ENTERPRISE)));
+        assert_eq!(p("groups[$ref pr]"), Filter::ValuePath(path("groups"), Box::new(pr("$ref"))));
         let f = p("emails[not (type eq \"work\") and (primary eq true or display pr)]");
         assert!(matches!(f, Filter::ValuePath(..)));
     }
@@ -945,18 +794,13 @@ mod tests {
     #[test]
     fn value_path_with_trailing_sub_attribute() {
         let work = cmp("type", CompareOp::Eq, s("work"));
-        let want = Filter::ValuePath(
-            path("emails"),
-            Box::new(and(work.clone(), cmp("value", CompareOp::Eq, s("x")))),
-        );
+        let want = Filter::ValuePath(path("emails"), Box::new(and(work.clone(), cmp("value", CompareOp::Eq, s("x")))));
         assert_eq!(p("emails[type eq \"work\"].value eq \"x\""), want);
         let want_pr = Filter::ValuePath(path("emails"), Box::new(and(work, pr("value"))));
         assert_eq!(p("emails[type eq \"work\"].value pr"), want_pr);
         let f = p("emails[type eq \"work\"].value eq \"x\" and title pr");
         assert_eq!(f, and(want, pr("title")));
-        assert!(
-            err("emails[type eq \"work\"].1x eq \"x\"").contains("expected a sub-attribute name")
-        );
+        assert!(err("emails[type eq \"work\"].1x eq \"x\"").contains("expected a sub-attribute name"));
         assert!(err("emails[type eq \"work\"].value").contains("expected a comparison operator"));
     }
 
@@ -965,9 +809,7 @@ mod tests {
         assert!(err("emails[value[x eq 1]]").contains("cannot be nested"));
         assert!(err("emails[type eq \"a\" and x[y pr]]").contains("cannot be nested"));
         assert!(err("emails[emails.type eq \"work\"]").contains("relative"));
-        assert!(
-            err(&format!("emails[{ENTERPRISE}:type eq \"work\"]")).contains("relative to 'emails'")
-        );
+        assert!(err(&format!("emails[{ENTERPRISE}:type eq \"work\"]")).contains("relative to 'emails'"));
         assert!(err("name.givenName[x pr]").contains("not the sub-attribute"));
         assert!(err("emails[type eq \"work\"").contains("to close the '[' at position 7"));
         assert!(err("emails[]").contains("expected an attribute path, 'not' or '(' after '['"));
@@ -987,30 +829,21 @@ mod tests {
         );
         // Positions count characters, not bytes.
         assert!(
-            err("x eq \"é\" nd y pr")
-                .starts_with("invalid filter at position 10: expected 'and', 'or' or the end")
+            err("x eq \"é\" nd y pr").starts_with("invalid filter at position 10: expected 'and', 'or' or the end")
         );
-        assert!(err("").contains(
-            "position 1: expected an attribute path, 'not' or '(', found the end of the filter"
-        ));
+        assert!(err("").contains("position 1: expected an attribute path, 'not' or '(', found the end of the filter"));
         assert!(err("   ").contains("position 4"));
         assert!(err("userName eq").contains("position 12: expected a value after 'eq'"));
         assert!(err("userName").contains("found the end of the filter"));
         assert!(err("a pr and").contains("after 'and', found the end"));
-        assert!(err("a pr or or b pr").contains(
-            "position 9: expected an attribute path, 'not' or '(' after 'or', found 'or'"
-        ));
+        assert!(
+            err("a pr or or b pr")
+                .contains("position 9: expected an attribute path, 'not' or '(' after 'or', found 'or'")
+        );
         assert!(err("a pr)").contains("position 5: unbalanced ')'"));
-        assert!(
-            err("(a pr").contains(
-                "expected 'and', 'or' or ')' to close the '(' at position 1, found the end"
-            )
-        );
+        assert!(err("(a pr").contains("expected 'and', 'or' or ')' to close the '(' at position 1, found the end"));
         assert!(err("a eq 'x'").contains("double quotes, not single quotes"));
-        assert!(
-            err("\"x\" eq a")
-                .contains("position 1: expected an attribute path, 'not' or '(', found '\"x\"'")
-        );
+        assert!(err("\"x\" eq a").contains("position 1: expected an attribute path, 'not' or '(', found '\"x\"'"));
         assert!(err("a eq \"x\" \"y\"").contains("found '\"y\"'"));
         assert!(err("1abc eq 1").contains("position 1"));
         assert!(err("a.b.c eq 1").contains("not a valid attribute path"));
@@ -1035,29 +868,13 @@ mod tests {
         assert!(err(&deep).contains("more than 32 levels deep"));
         let deep = format!("{}a pr{}", "not(".repeat(500), ")".repeat(500));
         assert!(err(&deep).contains("more than 32 levels deep"));
-        let ok = format!(
-            "{}a pr{}",
-            "(".repeat(MAX_FILTER_DEPTH),
-            ")".repeat(MAX_FILTER_DEPTH)
-        );
+        let ok = format!("{}a pr{}", "(".repeat(MAX_FILTER_DEPTH), ")".repeat(MAX_FILTER_DEPTH));
         assert!(parse(&ok).is_ok());
-        let too_deep = format!(
-            "{}a pr{}",
-            "(".repeat(MAX_FILTER_DEPTH + 1),
-            ")".repeat(MAX_FILTER_DEPTH + 1)
-        );
+        let too_deep = format!("{}a pr{}", "(".repeat(MAX_FILTER_DEPTH + 1), ")".repeat(MAX_FILTER_DEPTH + 1));
         assert!(err(&too_deep).contains("position 33"));
-        let nested = format!(
-            "emails[{}type pr{}]",
-            "(".repeat(MAX_FILTER_DEPTH - 1),
-            ")".repeat(MAX_FILTER_DEPTH - 1)
-        );
+        let nested = format!("emails[{}type pr{}]", "(".repeat(MAX_FILTER_DEPTH - 1), ")".repeat(MAX_FILTER_DEPTH - 1));
         assert!(parse(&nested).is_ok());
-        let nested = format!(
-            "emails[{}type pr{}]",
-            "(".repeat(MAX_FILTER_DEPTH),
-            ")".repeat(MAX_FILTER_DEPTH)
-        );
+        let nested = format!("emails[{}type pr{}]", "(".repeat(MAX_FILTER_DEPTH), ")".repeat(MAX_FILTER_DEPTH));
         assert!(err(&nested).contains("levels deep"));
     }
 
@@ -1096,11 +913,6 @@ mod tests {
         assert_eq!(&text[end..], ".display");
         let e = value_filter("members[value eq]", &parent, 7).unwrap_err();
         assert_eq!(e.scim_type, Some(crate::ScimType::InvalidPath));
-        assert!(
-            e.detail
-                .starts_with("invalid path at position 17: expected a value after 'eq'"),
-            "{}",
-            e.detail
-        );
+        assert!(e.detail.starts_with("invalid path at position 17: expected a value after 'eq'"), "{}", e.detail);
     }
 }

@@ -130,47 +130,17 @@ mod tests {
     fn minimal_parentheses() {
         let (a, b, c) = (pr("a"), pr("b"), pr("c"));
         let cases = [
-            (
-                or(or(a.clone(), b.clone()), c.clone()),
-                "a pr or b pr or c pr",
-            ),
-            (
-                or(a.clone(), or(b.clone(), c.clone())),
-                "a pr or (b pr or c pr)",
-            ),
-            (
-                and(and(a.clone(), b.clone()), c.clone()),
-                "a pr and b pr and c pr",
-            ),
-            (
-                and(a.clone(), and(b.clone(), c.clone())),
-                "a pr and (b pr and c pr)",
-            ),
-            (
-                or(a.clone(), and(b.clone(), c.clone())),
-                "a pr or b pr and c pr",
-            ),
-            (
-                or(and(a.clone(), b.clone()), c.clone()),
-                "a pr and b pr or c pr",
-            ),
-            (
-                and(or(a.clone(), b.clone()), c.clone()),
-                "(a pr or b pr) and c pr",
-            ),
-            (
-                and(a.clone(), or(b.clone(), c.clone())),
-                "a pr and (b pr or c pr)",
-            ),
+            (or(or(a.clone(), b.clone()), c.clone()), "a pr or b pr or c pr"),
+            (or(a.clone(), or(b.clone(), c.clone())), "a pr or (b pr or c pr)"),
+            (and(and(a.clone(), b.clone()), c.clone()), "a pr and b pr and c pr"),
+            (and(a.clone(), and(b.clone(), c.clone())), "a pr and (b pr and c pr)"),
+            (or(a.clone(), and(b.clone(), c.clone())), "a pr or b pr and c pr"),
+            (or(and(a.clone(), b.clone()), c.clone()), "a pr and b pr or c pr"),
+            (and(or(a.clone(), b.clone()), c.clone()), "(a pr or b pr) and c pr"),
+            (and(a.clone(), or(b.clone(), c.clone())), "a pr and (b pr or c pr)"),
             (not(or(a.clone(), b.clone())), "not (a pr or b pr)"),
             (and(not(a.clone()), b.clone()), "not (a pr) and b pr"),
-            (
-                Filter::ValuePath(
-                    AttrPath::simple("emails"),
-                    Box::new(or(a.clone(), b.clone())),
-                ),
-                "emails[a pr or b pr]",
-            ),
+            (Filter::ValuePath(AttrPath::simple("emails"), Box::new(or(a.clone(), b.clone()))), "emails[a pr or b pr]"),
         ];
         for (filter, text) in cases {
             assert_eq!(filter.to_string(), text);
@@ -180,30 +150,19 @@ mod tests {
 
     #[test]
     fn values_are_json() {
-        let cmp =
-            |v: CompValue| Filter::Compare(AttrPath::simple("x"), CompareOp::Eq, v).to_string();
+        let cmp = |v: CompValue| Filter::Compare(AttrPath::simple("x"), CompareOp::Eq, v).to_string();
         assert_eq!(cmp(CompValue::Null), "x eq null");
         assert_eq!(cmp(CompValue::Bool(false)), "x eq false");
         assert_eq!(cmp(CompValue::Number(42.into())), "x eq 42");
         assert_eq!(cmp(CompValue::Number((-7).into())), "x eq -7");
         let float = serde_json::Number::from_f64(1.5e300).unwrap();
-        assert_eq!(
-            cmp(CompValue::Number(float.clone())),
-            format!("x eq {float}")
-        );
+        assert_eq!(cmp(CompValue::Number(float.clone())), format!("x eq {float}"));
         let tricky = "a\"b\\c/d\n\u{1}é😀";
         let text = cmp(CompValue::Str(tricky.into()));
-        assert_eq!(
-            text,
-            format!("x eq {}", serde_json::to_string(tricky).unwrap())
-        );
+        assert_eq!(text, format!("x eq {}", serde_json::to_string(tricky).unwrap()));
         assert_eq!(
             parse(&text).unwrap(),
-            Filter::Compare(
-                AttrPath::simple("x"),
-                CompareOp::Eq,
-                CompValue::Str(tricky.into())
-            )
+            Filter::Compare(AttrPath::simple("x"), CompareOp::Eq, CompValue::Str(tricky.into()))
         );
     }
 
@@ -222,9 +181,7 @@ mod tests {
             assert_eq!(parse(&printed).unwrap().to_string(), printed);
         }
         assert_eq!(
-            parse("NOT(title PR)AND userType EQ \"Employee\"")
-                .unwrap()
-                .to_string(),
+            parse("NOT(title PR)AND userType EQ \"Employee\"").unwrap().to_string(),
             "not (title pr) and userType eq \"Employee\""
         );
     }

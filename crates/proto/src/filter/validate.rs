@@ -25,11 +25,7 @@ impl Filter {
 /// A value path's attribute and its definition, while checking the element filter.
 type Parent<'p, 'a> = Option<(&'p AttrPath, &'a AttributeDef)>;
 
-fn check<'a>(
-    filter: &Filter,
-    rt: &'a ResourceType,
-    parent: Parent<'_, 'a>,
-) -> Result<(), ScimError> {
+fn check<'a>(filter: &Filter, rt: &'a ResourceType, parent: Parent<'_, 'a>) -> Result<(), ScimError> {
     match filter {
         Filter::And(a, b) | Filter::Or(a, b) => {
             check(a, rt, parent)?;
@@ -37,9 +33,7 @@ fn check<'a>(
         }
         Filter::Not(inner) => check(inner, rt, parent),
         Filter::Present(path) => resolve(rt, parent, path).map(drop),
-        Filter::Compare(path, op, value) => {
-            check_comparison(path, resolve(rt, parent, path)?, *op, value)
-        }
+        Filter::Compare(path, op, value) => check_comparison(path, resolve(rt, parent, path)?, *op, value),
         Filter::ValuePath(path, inner) => {
             if let Some((outer, _)) = parent {
                 return Err(ScimError::invalid_filter(format!(
@@ -65,11 +59,7 @@ fn check<'a>(
 }
 
 /// The definition `path` names, or an error that says why there is none.
-fn resolve<'a>(
-    rt: &'a ResourceType,
-    parent: Parent<'_, 'a>,
-    path: &AttrPath,
-) -> Result<&'a AttributeDef, ScimError> {
+fn resolve<'a>(rt: &'a ResourceType, parent: Parent<'_, 'a>, path: &AttrPath) -> Result<&'a AttributeDef, ScimError> {
     if let Some((outer, def)) = parent {
         if path.schema.is_some() || path.sub.is_some() {
             return Err(ScimError::invalid_filter(format!(
@@ -77,9 +67,7 @@ fn resolve<'a>(
                  (e.g. 'value'), without a schema URN or '.'; found '{path}'"
             )));
         }
-        return def
-            .sub_attribute(&path.name)
-            .ok_or_else(|| unknown_sub_attribute(outer, def, &path.name));
+        return def.sub_attribute(&path.name).ok_or_else(|| unknown_sub_attribute(outer, def, &path.name));
     }
     if let Some(urn) = &path.schema
         && rt.schema(urn).is_none()
@@ -106,8 +94,7 @@ fn resolve<'a>(
             kind_name(top.kind)
         )));
     }
-    top.sub_attribute(sub)
-        .ok_or_else(|| unknown_sub_attribute(&top_path, top, sub))
+    top.sub_attribute(sub).ok_or_else(|| unknown_sub_attribute(&top_path, top, sub))
 }
 
 fn unknown_sub_attribute(parent: &AttrPath, def: &AttributeDef, name: &str) -> ScimError {
@@ -118,20 +105,11 @@ fn unknown_sub_attribute(parent: &AttrPath, def: &AttributeDef, name: &str) -> S
 }
 
 fn sub_attribute_names(def: &AttributeDef) -> String {
-    def.sub_attributes
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    def.sub_attributes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 /// Checks `path op value` where `path` is defined by `def`.
-fn check_comparison(
-    path: &AttrPath,
-    def: &AttributeDef,
-    op: CompareOp,
-    value: &CompValue,
-) -> Result<(), ScimError> {
+fn check_comparison(path: &AttrPath, def: &AttributeDef, op: CompareOp, value: &CompValue) -> Result<(), ScimError> {
     let fail = |why: String| Err(ScimError::invalid_filter(why));
     if def.kind == AttrType::Complex && op.is_ordering() {
         return fail(format!(
@@ -144,9 +122,7 @@ fn check_comparison(
         // `eq null` / `ne null` ask for absence / presence; nothing else compares with null.
         return match op {
             CompareOp::Eq | CompareOp::Ne => Ok(()),
-            _ => fail(format!(
-                "'{path} {op} null' compares nothing: null works with eq and ne only (or use pr)"
-            )),
+            _ => fail(format!("'{path} {op} null' compares nothing: null works with eq and ne only (or use pr)")),
         };
     }
     // A complex attribute compared directly compares its `value` sub-attribute.
@@ -170,39 +146,26 @@ fn check_comparison(
                 ));
             }
             if op.is_substring() {
-                return fail(format!(
-                    "'{path}' is boolean: '{op}' applies to strings; use eq or ne"
-                ));
+                return fail(format!("'{path}' is boolean: '{op}' applies to strings; use eq or ne"));
             }
             match value {
                 CompValue::Bool(_) => Ok(()),
                 CompValue::Str(s) if parse_bool(s).is_some() => Ok(()),
-                _ => fail(format!(
-                    "'{path}' is boolean: compare it with true or false, not {value}"
-                )),
+                _ => fail(format!("'{path}' is boolean: compare it with true or false, not {value}")),
             }
         }
         AttrType::Integer | AttrType::Decimal => match value {
-            CompValue::Number(_) if op.is_substring() => fail(format!(
-                "'{path}' is a number: '{op}' applies to strings; use eq, ne, gt, ge, lt or le"
-            )),
-            CompValue::Number(_) => Ok(()),
-            _ => fail(format!(
-                "'{path}' is a number: compare it with an unquoted number such as 42, not {value}"
-            )),
-        },
-        AttrType::String | AttrType::Reference | AttrType::Binary | AttrType::DateTime => {
-            match value {
-                CompValue::Str(_) => Ok(()),
-                _ => fail(format!(
-                    "'{path}' is a {} attribute: quote the value, e.g. \"{value}\"",
-                    kind_name(leaf.kind)
-                )),
+            CompValue::Number(_) if op.is_substring() => {
+                fail(format!("'{path}' is a number: '{op}' applies to strings; use eq, ne, gt, ge, lt or le"))
             }
-        }
-        AttrType::Complex => fail(format!(
-            "'{path}' is complex: compare one of its sub-attributes"
-        )),
+            CompValue::Number(_) => Ok(()),
+            _ => fail(format!("'{path}' is a number: compare it with an unquoted number such as 42, not {value}")),
+        },
+        AttrType::String | AttrType::Reference | AttrType::Binary | AttrType::DateTime => match value {
+            CompValue::Str(_) => Ok(()),
+            _ => fail(format!("'{path}' is a {} attribute: quote the value, e.g. \"{value}\"", kind_name(leaf.kind))),
+        },
+        AttrType::Complex => fail(format!("'{path}' is complex: compare one of its sub-attributes")),
     }
 }
 
@@ -227,15 +190,11 @@ mod tests {
     use crate::schema::{ENTERPRISE_USER_SCHEMA, ResourceKind};
 
     fn user(text: &str) -> Result<(), ScimError> {
-        parse(text)
-            .unwrap_or_else(|e| panic!("{text}: {}", e.detail))
-            .validate(ResourceKind::User.resource_type())
+        parse(text).unwrap_or_else(|e| panic!("{text}: {}", e.detail)).validate(ResourceKind::User.resource_type())
     }
 
     fn group(text: &str) -> Result<(), ScimError> {
-        parse(text)
-            .unwrap_or_else(|e| panic!("{text}: {}", e.detail))
-            .validate(ResourceKind::Group.resource_type())
+        parse(text).unwrap_or_else(|e| panic!("{text}: {}", e.detail)).validate(ResourceKind::Group.resource_type())
     }
 
     #[track_caller]
@@ -272,8 +231,7 @@ mod tests {
         ] {
             user(&text).unwrap_or_else(|e| panic!("{text}: {}", e.detail));
         }
-        group(r#"displayName eq "Admins" and members[value eq "1"] and members.display pr"#)
-            .unwrap();
+        group(r#"displayName eq "Admins" and members[value eq "1"] and members.display pr"#).unwrap();
         group(r#"id eq "1" and meta.lastModified gt "2020-01-01T00:00:00Z""#).unwrap();
     }
 
@@ -285,102 +243,51 @@ mod tests {
              extension attributes need their schema URN or a unique name)",
         );
         rejected(user(r#"company eq "Acme""#), "unknown attribute 'company'");
-        rejected(
-            user(r#"name.middle eq "x""#),
-            "'name' has no such sub-attribute (it has formatted, familyName",
-        );
-        rejected(
-            user(r#"userName.value eq "x""#),
-            "'userName' is a string attribute and has no sub-attributes",
-        );
+        rejected(user(r#"name.middle eq "x""#), "'name' has no such sub-attribute (it has formatted, familyName");
+        rejected(user(r#"userName.value eq "x""#), "'userName' is a string attribute and has no sub-attributes");
         rejected(
             user(r#"emails[kind eq "x"]"#),
             "unknown attribute 'kind' in filter: 'emails' has no such sub-attribute",
         );
-        rejected(
-            user("urn:example:foo:bar pr"),
-            "unknown schema 'urn:example:foo'",
-        );
-        rejected(
-            user(&format!("{ENTERPRISE_USER_SCHEMA}:userName pr")),
-            "unknown attribute",
-        );
+        rejected(user("urn:example:foo:bar pr"), "unknown schema 'urn:example:foo'");
+        rejected(user(&format!("{ENTERPRISE_USER_SCHEMA}:userName pr")), "unknown attribute");
         rejected(group("userName pr"), "Group has no such attribute");
         rejected(group("employeeNumber pr"), "Group has no such attribute");
     }
 
     #[test]
     fn rejects_misused_value_paths() {
-        rejected(
-            user("userName[value pr]"),
-            "'userName' is a string attribute: a value filter",
-        );
+        rejected(user("userName[value pr]"), "'userName' is a string attribute: a value filter");
         let nested = Filter::ValuePath(
             AttrPath::simple("emails"),
-            Box::new(Filter::ValuePath(
-                AttrPath::simple("value"),
-                Box::new(Filter::Present(AttrPath::simple("x"))),
-            )),
+            Box::new(Filter::ValuePath(AttrPath::simple("value"), Box::new(Filter::Present(AttrPath::simple("x"))))),
         );
-        rejected(
-            nested.validate(ResourceKind::User.resource_type()),
-            "cannot be nested",
-        );
+        rejected(nested.validate(ResourceKind::User.resource_type()), "cannot be nested");
         let qualified = Filter::ValuePath(
             AttrPath::simple("emails"),
             Box::new(Filter::Present(AttrPath::with_sub("emails", "type"))),
         );
-        rejected(
-            qualified.validate(ResourceKind::User.resource_type()),
-            "relative to 'emails'",
-        );
+        rejected(qualified.validate(ResourceKind::User.resource_type()), "relative to 'emails'");
         let on_sub = Filter::ValuePath(
             AttrPath::with_sub("name", "givenName"),
             Box::new(Filter::Present(AttrPath::simple("x"))),
         );
-        rejected(
-            on_sub.validate(ResourceKind::User.resource_type()),
-            "not the sub-attribute",
-        );
+        rejected(on_sub.validate(ResourceKind::User.resource_type()), "not the sub-attribute");
     }
 
     #[test]
     fn rejects_type_mismatches() {
-        rejected(
-            user("active gt true"),
-            "'active' is boolean: 'gt' does not apply",
-        );
-        rejected(
-            user(r#"active co "t""#),
-            "'active' is boolean: 'co' applies to strings",
-        );
-        rejected(
-            user(r#"active eq "yes""#),
-            "compare it with true or false, not \"yes\"",
-        );
+        rejected(user("active gt true"), "'active' is boolean: 'gt' does not apply");
+        rejected(user(r#"active co "t""#), "'active' is boolean: 'co' applies to strings");
+        rejected(user(r#"active eq "yes""#), "compare it with true or false, not \"yes\"");
         rejected(user("active eq 1"), "compare it with true or false, not 1");
         rejected(user(r#"emails[primary eq "x"]"#), "'primary' is boolean");
-        rejected(
-            user(r#"name gt "a""#),
-            "'name' is complex: 'gt' orders simple values only",
-        );
+        rejected(user(r#"name gt "a""#), "'name' is complex: 'gt' orders simple values only");
         rejected(user(r#"emails lt "a""#), "'emails' is complex");
-        rejected(
-            user(r#"name eq "a""#),
-            "'name' is complex: compare one of its sub-attributes (formatted",
-        );
-        rejected(
-            user("employeeNumber eq 701984"),
-            "quote the value, e.g. \"701984\"",
-        );
-        rejected(
-            user("userName eq true"),
-            "'userName' is a string attribute: quote the value",
-        );
-        rejected(
-            user("userName gt null"),
-            "'userName gt null' compares nothing",
-        );
+        rejected(user(r#"name eq "a""#), "'name' is complex: compare one of its sub-attributes (formatted");
+        rejected(user("employeeNumber eq 701984"), "quote the value, e.g. \"701984\"");
+        rejected(user("userName eq true"), "'userName' is a string attribute: quote the value");
+        rejected(user("userName gt null"), "'userName gt null' compares nothing");
         rejected(user("title co null"), "compares nothing");
     }
 }

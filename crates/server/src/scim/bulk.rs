@@ -222,12 +222,10 @@ pub async fn bulk(
     let ops: Vec<Operation> = ops.iter().enumerate().map(|(i, op)| parse_operation(i, op)).collect::<Result<_, _>>()?;
     let mut seen = std::collections::HashSet::new();
     for op in &ops {
-        if let Some(b) = &op.bulk_id {
-            if !seen.insert(b.as_str()) {
-                return Err(
-                    ScimError::invalid_value(format!("bulkId \"{b}\" is used by more than one operation")).into()
-                );
-            }
+        if let Some(b) = &op.bulk_id
+            && !seen.insert(b.as_str())
+        {
+            return Err(ScimError::invalid_value(format!("bulkId \"{b}\" is used by more than one operation")).into());
         }
     }
 
@@ -268,10 +266,10 @@ pub async fn bulk(
             progressed = true;
             results[index] = Some(match outcome {
                 Ok((status, location, version)) => {
-                    if let (Some(b), Some(loc)) = (&op.bulk_id, &location) {
-                        if let Some(id) = loc.rsplit('/').next() {
-                            ids.insert(b.clone(), id.to_owned());
-                        }
+                    if let (Some(b), Some(loc)) = (&op.bulk_id, &location)
+                        && let Some(id) = loc.rsplit('/').next()
+                    {
+                        ids.insert(b.clone(), id.to_owned());
                     }
                     operation_result(op, status, location, version, None)
                 }

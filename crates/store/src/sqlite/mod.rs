@@ -142,9 +142,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 /// Maps a unique-constraint failure to the attribute it protects.
 fn conflict_or_backend(e: rusqlite::Error) -> StoreError {
-    if let rusqlite::Error::SqliteFailure(err, Some(msg)) = &e {
-        if err.code == rusqlite::ErrorCode::ConstraintViolation {
-            let attribute = if msg.contains("user_name_fold") {
+    let attribute = match &e {
+        rusqlite::Error::SqliteFailure(err, Some(msg)) if err.code == rusqlite::ErrorCode::ConstraintViolation => {
+            if msg.contains("user_name_fold") {
                 "userName"
             } else if msg.contains("tenants.name") {
                 "name"
@@ -152,11 +152,11 @@ fn conflict_or_backend(e: rusqlite::Error) -> StoreError {
                 "id"
             } else {
                 return backend(e);
-            };
-            return StoreError::Conflict { attribute: attribute.into() };
+            }
         }
-    }
-    backend(e)
+        _ => return backend(e),
+    };
+    StoreError::Conflict { attribute: attribute.into() }
 }
 
 #[async_trait]
