@@ -7,7 +7,7 @@ use scim_proto::list::ListParams;
 use scim_proto::patch::PatchRequest;
 use scim_proto::resource::{check_immutable, prepare};
 use scim_proto::schema::ResourceKind;
-use scim_proto::{AttrPath, Filter, ScimError};
+use scim_proto::{Filter, ScimError};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
@@ -191,17 +191,8 @@ impl Service {
                 keep_active(&current.doc, &mut next);
             }
             check_immutable(kind, &current.doc, &next)?;
-            let res = StoredResource {
-                doc: next,
-                modified: self.clock.now().max(current.modified),
-                version: current.version + 1,
-                ..current.clone()
-            };
-            match self.store.update_resource(&tenant.id, &res, current.version).await {
-                Ok(()) => return Ok(res),
-                Err(StoreError::VersionMismatch) => continue,
-                Err(StoreError::NotFound) => return Err(not_found(kind, id)),
-                Err(e) => return Err(write_error(e, &res)),
+            if let Some(saved) = self.save_version(tenant, &current, next).await? {
+                return Ok(saved);
             }
         }
         Err(busy(kind, id))
@@ -233,20 +224,33 @@ impl Service {
             }
             check_immutable(kind, &current.doc, &doc)?;
             self.resolve_members(tenant, kind, Some(id), &mut doc).await?;
-            let res = StoredResource {
-                doc,
-                modified: self.clock.now().max(current.modified),
-                version: current.version + 1,
-                ..current.clone()
-            };
-            match self.store.update_resource(&tenant.id, &res, current.version).await {
-                Ok(()) => return Ok(res),
-                Err(StoreError::VersionMismatch) => continue,
-                Err(StoreError::NotFound) => return Err(not_found(kind, id)),
-                Err(e) => return Err(write_error(e, &res)),
+            if let Some(saved) = self.save_version(tenant, &current, doc).await? {
+                return Ok(saved);
             }
         }
         Err(busy(kind, id))
+    }
+
+    /// Stores `doc` as the next version of `current`; `None` when another write got there first
+    /// (the caller reads again and retries).
+    async fn save_version(
+        &self,
+        tenant: &Tenant,
+        current: &StoredResource,
+        doc: Value,
+    ) -> Result<Option<StoredResource>> {
+        let res = StoredResource {
+            doc,
+            modified: self.clock.now().max(current.modified),
+            version: current.version + 1,
+            ..current.clone()
+        };
+        match self.store.update_resource(&tenant.id, &res, current.version).await {
+            Ok(()) => Ok(Some(res)),
+            Err(StoreError::VersionMismatch) => Ok(None),
+            Err(StoreError::NotFound) => Err(not_found(res.kind, &res.id)),
+            Err(e) => Err(write_error(e, &res)),
+        }
     }
 
     /// Deletes a resource.
@@ -319,10 +323,9 @@ impl Service {
         let groups_start = query.start_index.saturating_sub(users.total).max(1);
         let group_query = ListQuery { start_index: groups_start, count: room, ..query.clone() };
         let groups = self.list_resources(tenant, ResourceKind::Group, &group_query, relations).await?;
+        // Groups fill whatever room the users left on this page.
         let mut resources = users.resources;
-        if query.start_index + resources.len() as u64 > users.total {
-            resources.extend(groups.resources);
-        }
+        resources.extend(groups.resources);
         Ok(Page { total: users.total + groups.total, resources })
     }
 
@@ -414,9 +417,4 @@ fn query_error(e: StoreError) -> DomainError {
 
 fn busy(kind: ResourceKind, id: &str) -> DomainError {
     ScimError::new(409, format!("{} {id} is being changed by other requests right now; retry", kind.name())).into()
-}
-
-/// Parses a comma-separated list of attribute paths, e.g. from `attributes=`.
-pub fn parse_paths(text: &str) -> Result<Vec<AttrPath>, ScimError> {
-    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(AttrPath::parse).collect()
 }

@@ -136,33 +136,30 @@ impl Client {
 
     /// Sends a request with a JSON body (as `application/scim+json`) and extra headers.
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Response {
+        let mut req = self.request(method, path, headers);
+        if let Some(body) = body {
+            req = req.header("Content-Type", "application/scim+json").body(body.to_string());
+        }
+        Self::finish(req).await
+    }
+
+    /// Sends raw bytes with the given headers (and no Content-Type unless given).
+    pub async fn send_raw(&self, method: Method, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Response {
+        Self::finish(self.request(method, path, headers).body(body)).await
+    }
+
+    fn request(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> reqwest::RequestBuilder {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             req = req.header("Authorization", format!("Bearer {token}"));
         }
-        if let Some(body) = body {
-            req = req.header("Content-Type", "application/scim+json").body(body.to_string());
-        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.send().await.expect("request sent");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.expect("response body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Response { status, headers, body, text }
+        req
     }
 
-    /// Sends raw bytes with the given headers.
-    pub async fn send_raw(&self, method: Method, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Response {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).body(body);
-        if let Some(token) = &self.token {
-            req = req.header("Authorization", format!("Bearer {token}"));
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
+    async fn finish(req: reqwest::RequestBuilder) -> Response {
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
