@@ -269,7 +269,7 @@ impl Service {
             }
             None => None,
         };
-        match self.store.delete_resource(&tenant.id, kind, id, expected).await {
+        match self.store.delete_resource(&tenant.id, kind, id, expected, self.clock.now()).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(not_found(kind, id)),
             Err(StoreError::VersionMismatch) => Err(ScimError::precondition_failed(format!(

@@ -87,13 +87,15 @@ pub trait Store: Send + Sync + 'static {
         res: &StoredResource,
         expected_version: u64,
     ) -> Result<(), StoreError>;
-    /// Deletes a resource (and its memberships); `expected_version` as for updates.
+    /// Deletes a resource (and its memberships); `expected_version` as for updates. Every Group
+    /// that had it as a member changes with it: a new version, modified at `at`.
     async fn delete_resource(
         &self,
         tenant: &str,
         kind: ResourceKind,
         id: &str,
         expected_version: Option<u64>,
+        at: OffsetDateTime,
     ) -> Result<(), StoreError>;
     /// One page of resources matching a query, with the exact total.
     async fn query(

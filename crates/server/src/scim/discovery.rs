@@ -1,12 +1,13 @@
 //! Discovery (RFC 7644 §4): `/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`. Public, as
 //! RFC 7644 allows, so that an IdP can read them before its token is configured.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use scim_proto::schema::{LIST_RESPONSE_SCHEMA, all_schemas};
 use scim_proto::{ResourceKind, ScimError};
 use serde_json::{Value, json};
 
+use super::Segment;
 use super::auth::base_url;
 use crate::AppState;
 use crate::edge::{ScimFailure, ScimJson};
@@ -78,7 +79,7 @@ pub async fn resource_types(BaseUrl(base): BaseUrl) -> ScimJson {
 }
 
 /// `GET /ResourceTypes/{name}`.
-pub async fn resource_type(BaseUrl(base): BaseUrl, Path(name): Path<String>) -> Result<ScimJson, ScimFailure> {
+pub async fn resource_type(BaseUrl(base): BaseUrl, Segment(name): Segment) -> Result<ScimJson, ScimFailure> {
     KINDS
         .iter()
         .find(|k| k.name().eq_ignore_ascii_case(&name))
@@ -96,7 +97,7 @@ pub async fn schemas(BaseUrl(base): BaseUrl) -> ScimJson {
 }
 
 /// `GET /Schemas/{urn}`.
-pub async fn schema(BaseUrl(base): BaseUrl, Path(id): Path<String>) -> Result<ScimJson, ScimFailure> {
+pub async fn schema(BaseUrl(base): BaseUrl, Segment(id): Segment) -> Result<ScimJson, ScimFailure> {
     all_schemas()
         .find(|s| s.id.eq_ignore_ascii_case(&id))
         .map(|s| ScimJson::ok(schema_json(s, &base)))

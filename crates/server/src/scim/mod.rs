@@ -6,8 +6,9 @@ mod discovery;
 mod resources;
 
 use axum::Router;
-use axum::extract::OriginalUri;
+use axum::extract::{FromRequestParts, OriginalUri, Path};
 use axum::http::Method;
+use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{get, post};
 use scim_proto::ScimError;
@@ -52,4 +53,25 @@ pub fn router() -> Router<AppState> {
 async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Response {
     use axum::response::IntoResponse;
     ScimFailure::from(ScimError::new(405, format!("{method} is not allowed on {}", uri.path()))).into_response()
+}
+
+/// The `{id}` / `{name}` segment of a path, percent-decoded. Unlike axum's `Path`, a segment that
+/// does not decode (not UTF-8) is a SCIM 404, since no resource has such an id, never axum's
+/// plain-text 400.
+pub struct Segment(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Segment {
+    type Rejection = ScimFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(segment)) => Ok(Segment(segment)),
+            Err(e) => Err(ScimError::not_found(format!(
+                "nothing is found at {}: {}; use the ids scimd returned",
+                parts.uri.path(),
+                e.body_text()
+            ))
+            .into()),
+        }
+    }
 }

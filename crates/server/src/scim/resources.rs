@@ -1,7 +1,7 @@
 //! `/Users`, `/Groups` and `/.search`: thin handlers over the domain's resource service.
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scim_proto::list::ListParams;
@@ -12,7 +12,7 @@ use scimd_domain::query::Page;
 use scimd_domain::resources::{EtagCondition, StoredResource};
 use serde_json::{Value, json};
 
-use super::ScimCaller;
+use super::{ScimCaller, Segment};
 use crate::AppState;
 use crate::edge::{ScimFailure, ScimJson, read_json};
 
@@ -230,7 +230,7 @@ macro_rules! resource_handlers {
         pub async fn $get(
             State(s): State<AppState>,
             c: ScimCaller,
-            Path(id): Path<String>,
+            Segment(id): Segment,
             RawQuery(q): RawQuery,
             h: HeaderMap,
         ) -> Reply {
@@ -240,7 +240,7 @@ macro_rules! resource_handlers {
         pub async fn $replace(
             State(s): State<AppState>,
             c: ScimCaller,
-            Path(id): Path<String>,
+            Segment(id): Segment,
             RawQuery(q): RawQuery,
             h: HeaderMap,
             b: Body,
@@ -251,7 +251,7 @@ macro_rules! resource_handlers {
         pub async fn $patch(
             State(s): State<AppState>,
             c: ScimCaller,
-            Path(id): Path<String>,
+            Segment(id): Segment,
             RawQuery(q): RawQuery,
             h: HeaderMap,
             b: Body,
@@ -259,7 +259,7 @@ macro_rules! resource_handlers {
             write(Write::Patch, $kind, s, c, id, q, h, b).await
         }
         /// `DELETE` one resource.
-        pub async fn $delete(State(s): State<AppState>, c: ScimCaller, Path(id): Path<String>, h: HeaderMap) -> Reply {
+        pub async fn $delete(State(s): State<AppState>, c: ScimCaller, Segment(id): Segment, h: HeaderMap) -> Reply {
             delete($kind, s, c, id, h).await
         }
     };

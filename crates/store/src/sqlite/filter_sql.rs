@@ -358,17 +358,18 @@ fn predicate(col: Column, cmp: Option<(CompareOp, &CompValue)>, out: &mut Sql) -
     Ok(())
 }
 
-/// The ORDER BY of a query: the sort attribute (missing values last), then insertion order.
+/// The ORDER BY of a query: the sort attribute, then insertion order. Resources without a value
+/// come last ascending and first descending (RFC 7644 §3.4.2.3).
 fn order_by(query: &ListQuery, kind: ResourceKind, out: &mut Sql) -> Result<(), StoreError> {
     out.push(" ORDER BY ");
     if let Some(path) = &query.sort_by {
         let dir = if query.descending { "DESC" } else { "ASC" };
         match target(path, kind) {
-            Ok(Target::Column(col)) => out.push(&format!("{c} IS NULL, {c} {dir}, ", c = col.expr)),
+            Ok(Target::Column(col)) => out.push(&format!("{c} IS NULL {dir}, {c} {dir}, ", c = col.expr)),
             _ => {
                 out.push("scim_sort_key(r.kind, r.doc, ");
                 out.param(path.to_string());
-                out.push(") IS NULL, scim_sort_key(r.kind, r.doc, ");
+                out.push(&format!(") IS NULL {dir}, scim_sort_key(r.kind, r.doc, "));
                 out.param(path.to_string());
                 out.push(&format!(") {dir}, "));
             }

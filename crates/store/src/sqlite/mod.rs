@@ -429,6 +429,7 @@ impl Store for SqliteStore {
         kind: ResourceKind,
         id: &str,
         expected_version: Option<u64>,
+        at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.write(move |tx| {
@@ -446,6 +447,14 @@ impl Store for SqliteStore {
             }
             tx.execute("DELETE FROM resources WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
                 .map_err(backend)?;
+            // The groups it was a member of lose a member: that is a change of each of them.
+            tx.execute(
+                "UPDATE resources SET version = version + 1, modified = MAX(modified, ?3)
+                 WHERE tenant_id = ?1 AND kind = 'Group'
+                   AND id IN (SELECT group_id FROM group_members WHERE tenant_id = ?1 AND member_id = ?2)",
+                params![tenant, id, format_time(at)],
+            )
+            .map_err(backend)?;
             tx.execute(
                 "DELETE FROM group_members WHERE tenant_id = ?1 AND (group_id = ?2 OR member_id = ?2)",
                 params![tenant, id],

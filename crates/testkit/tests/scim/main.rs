@@ -2,5 +2,14 @@
 
 mod admin;
 mod auth;
+mod bulk;
+mod discovery;
+mod edge;
+mod etags;
+mod filters;
+mod groups;
+mod isolation;
+mod paging;
+mod patch;
 mod support;
 mod users;
