@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -61,7 +62,8 @@ pub async fn list(_: Operator, State(state): State<AppState>) -> Reply {
 }
 
 /// `GET /tenants/{id}`.
-pub async fn get(_: Operator, State(state): State<AppState>, Path(id): Path<String>) -> Reply {
+pub async fn get(_: Operator, State(state): State<AppState>, path: Result<Path<String>, PathRejection>) -> Reply {
+    let Path(id) = path?;
     let tenant = state.service.tenant(&id).await?;
     Ok(Json(tenant_json(&tenant)).into_response())
 }
@@ -71,10 +73,11 @@ pub async fn get(_: Operator, State(state): State<AppState>, Path(id): Path<Stri
 pub async fn create_token(
     _: Operator,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
+    let Path(id) = path?;
     let body = if headers.get(axum::http::header::CONTENT_LENGTH).is_some_and(|l| l == "0") {
         Map::new()
     } else {
@@ -120,7 +123,12 @@ pub async fn create_token(
 }
 
 /// `GET /tenants/{id}/tokens`: no secrets.
-pub async fn list_tokens(_: Operator, State(state): State<AppState>, Path(id): Path<String>) -> Reply {
+pub async fn list_tokens(
+    _: Operator,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Reply {
+    let Path(id) = path?;
     let tokens = state.service.tokens(&id).await?;
     let now = state.service.clock.now();
     Ok(Json(json!({ "tokens": tokens.iter().map(|t| token_json(t, now)).collect::<Vec<_>>() })).into_response())
@@ -130,8 +138,9 @@ pub async fn list_tokens(_: Operator, State(state): State<AppState>, Path(id): P
 pub async fn revoke_token(
     _: Operator,
     State(state): State<AppState>,
-    Path((id, token_id)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Reply {
+    let Path((id, token_id)) = path?;
     state.service.revoke_token(&id, &token_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -4,6 +4,7 @@
 use std::any::Any;
 
 use axum::extract::OriginalUri;
+use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scim_proto::ScimError;
@@ -111,6 +112,16 @@ impl From<DomainError> for AdminFailure {
                 AdminFailure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; retry later")
             }
         }
+    }
+}
+
+impl From<PathRejection> for AdminFailure {
+    fn from(e: PathRejection) -> Self {
+        AdminFailure::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("nothing is found at this path: {}", e.body_text()),
+        )
     }
 }
 

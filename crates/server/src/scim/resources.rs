@@ -192,11 +192,7 @@ async fn write(
         Write::Replace => service.replace_resource(&caller.tenant, kind, &id, body, if_match.as_ref()).await?,
         Write::Patch => service.patch_resource(&caller.tenant, kind, &id, body, if_match.as_ref()).await?,
     };
-    let res = match (op, kind) {
-        // A patched Group already carries its members.
-        (Write::Patch, ResourceKind::Group) => res,
-        _ => with_relations(&state, &caller, res, &projection).await?,
-    };
+    let res = with_relations(&state, &caller, res, &projection).await?;
     Ok(resource_reply(StatusCode::OK, &res, &caller, &projection))
 }
 

@@ -342,7 +342,7 @@ impl Store for SqliteStore {
             let seq = tx.last_insert_rowid();
             write_emails(tx, &tenant, seq, &cols, false)?;
             if res.kind == ResourceKind::Group {
-                write_members(tx, &tenant, &res.id, &cols.members, false)?;
+                write_members(tx, &tenant, &res.id, &cols.members, false, res.modified)?;
             }
             Ok(())
         })
@@ -416,7 +416,7 @@ impl Store for SqliteStore {
             .map_err(conflict_or_backend)?;
             write_emails(tx, &tenant, seq, &cols, true)?;
             if res.kind == ResourceKind::Group {
-                write_members(tx, &tenant, &res.id, &cols.members, true)?;
+                write_members(tx, &tenant, &res.id, &cols.members, true, res.modified)?;
             }
             Ok(())
         })
@@ -447,11 +447,14 @@ impl Store for SqliteStore {
             }
             tx.execute("DELETE FROM resources WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
                 .map_err(backend)?;
-            // The groups it was a member of lose a member: that is a change of each of them.
+            // The groups it was a member of lose a member, and the users in it (if a group) lose
+            // a group: each of them changes, so that their ETags do.
             tx.execute(
                 "UPDATE resources SET version = version + 1, modified = MAX(modified, ?3)
-                 WHERE tenant_id = ?1 AND kind = 'Group'
-                   AND id IN (SELECT group_id FROM group_members WHERE tenant_id = ?1 AND member_id = ?2)",
+                 WHERE tenant_id = ?1 AND id IN (
+                     SELECT group_id FROM group_members WHERE tenant_id = ?1 AND member_id = ?2
+                     UNION SELECT member_id FROM group_members
+                           WHERE tenant_id = ?1 AND group_id = ?2 AND member_kind = 'User')",
                 params![tenant, id, format_time(at)],
             )
             .map_err(backend)?;
@@ -525,6 +528,7 @@ fn write_members(
     group_id: &str,
     members: &[Member],
     replace: bool,
+    at: OffsetDateTime,
 ) -> Result<(), StoreError> {
     // Each current member with the display a reader sees: the one stored, else the member's name.
     let mut existing: HashMap<String, Option<String>> = HashMap::new();
@@ -546,8 +550,17 @@ fn write_members(
     let mut delete = tx
         .prepare_cached("DELETE FROM group_members WHERE tenant_id = ?1 AND group_id = ?2 AND member_id = ?3")
         .map_err(backend)?;
+    // A user's `groups` is part of the user: joining or leaving changes its version.
+    let mut touch = tx
+        .prepare_cached(
+            "UPDATE resources SET version = version + 1, modified = MAX(modified, ?3)
+             WHERE tenant_id = ?1 AND id = ?2 AND kind = 'User'",
+        )
+        .map_err(backend)?;
+    let at = format_time(at);
     for gone in existing.keys().filter(|id| !wanted.contains(id.as_str())) {
         delete.execute(params![tenant, group_id, gone]).map_err(backend)?;
+        touch.execute(params![tenant, gone, at]).map_err(backend)?;
     }
     let mut upsert = tx
         .prepare_cached(
@@ -561,6 +574,9 @@ fn write_members(
         let unchanged = existing.get(&m.id).is_some_and(|shown| m.display.is_none() || *shown == m.display);
         if !unchanged {
             upsert.execute(params![tenant, group_id, m.id, kind_name(m.kind), m.display]).map_err(backend)?;
+            if !existing.contains_key(&m.id) {
+                touch.execute(params![tenant, m.id, at]).map_err(backend)?;
+            }
         }
     }
     Ok(())

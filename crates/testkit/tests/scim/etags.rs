@@ -185,3 +185,22 @@ async fn service_provider_config_advertises_etag() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["etag"]["supported"], true);
 }
+
+#[tokio::test]
+async fn joining_or_leaving_a_group_changes_the_users_version() {
+    let s = TestServer::start().await;
+    let c = s.scim();
+    let uid = create_user(&c, "member").await;
+    let v0 = c.get(&format!("/Users/{uid}")).await.header("etag").unwrap().to_owned();
+    let gid = create_group(&c, "team", &[&uid]).await;
+    let joined = c.get(&format!("/Users/{uid}")).await;
+    let v1 = joined.header("etag").unwrap().to_owned();
+    assert_ne!(v0, v1, "joining a group changes the user's ETag");
+    assert_eq!(joined.body["groups"][0]["value"], gid);
+    let r = c.send(Method::GET, &format!("/Users/{uid}"), None, &[("If-None-Match", &v0)]).await;
+    assert_eq!(r.status, 200, "the old ETag no longer matches");
+    assert_eq!(c.delete(&format!("/Groups/{gid}")).await.status, 204);
+    let left = c.get(&format!("/Users/{uid}")).await;
+    assert_ne!(left.header("etag").unwrap(), v1, "losing a group changes the user's ETag");
+    assert!(left.body.get("groups").is_none());
+}
