@@ -22,7 +22,11 @@ fn open_service(dir: &std::path::Path) -> Result<Service, String> {
 pub async fn run(cli: Cli) -> Result<(), String> {
     let file = FileConfig::load(cli.common.config.as_deref())?;
     match cli.command {
-        Command::Serve(args) => serve(ServeConfig::resolve(&cli.common, &args, &file)?, args.operator_token).await,
+        Command::Serve(args) => {
+            // From the environment only: a flag would show the secret in `ps`.
+            let operator_token = std::env::var("SCIMD_OPERATOR_TOKEN").ok().filter(|t| !t.is_empty());
+            serve(ServeConfig::resolve(&cli.common, &args, &file)?, operator_token).await
+        }
         Command::Tenant(cmd) => tenant(&open_service(&data_dir(&cli.common, &file))?, cmd).await,
         Command::Token(cmd) => token(&open_service(&data_dir(&cli.common, &file))?, cmd).await,
     }
@@ -53,8 +57,8 @@ async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<()
             println!("  Operator token for the admin API (shown once, copy it now):");
             println!("    {secret}");
         }
-        None if operator_token.is_some() => println!("  Operator token: from SCIMD_OPERATOR_TOKEN"),
-        None => println!("  Operator token: as printed on first start (or set SCIMD_OPERATOR_TOKEN)"),
+        None if operator_token.is_some() => println!("  Operator token:  from SCIMD_OPERATOR_TOKEN"),
+        None => println!("  Operator token:  as printed on first start (or set SCIMD_OPERATOR_TOKEN)"),
     }
     println!(
         "New SCIM token: scimd token new --tenant {DEFAULT_TENANT} --data-dir {}   (or POST /admin/api/v1/tenants/{{id}}/tokens)",
@@ -108,11 +112,13 @@ async fn tenant(service: &Service, cmd: TenantCommand) -> Result<(), String> {
 }
 
 async fn token(service: &Service, cmd: TokenCommand) -> Result<(), String> {
+    let find = |t: String| async move { service.find_tenant(&t).await.map(|t| t.id).map_err(|e| e.to_string()) };
     match cmd {
         TokenCommand::New { tenant, lifetime_days, keep_old_for } => {
             let keep_old_for = keep_old_for
                 .map(|d| time::Duration::try_from(d).map_err(|e| format!("--keep-old-for: {e}")))
                 .transpose()?;
+            let tenant = find(tenant).await?;
             let issued = service
                 .issue_token(&tenant, TokenRequest { lifetime_days, expires_at: None, keep_old_for })
                 .await
@@ -125,7 +131,8 @@ async fn token(service: &Service, cmd: TokenCommand) -> Result<(), String> {
             }
         }
         TokenCommand::List { tenant } => {
-            let now = service.clock.now();
+            let tenant = find(tenant).await?;
+            let now = service.now();
             println!("{:<38} {:<16} {:<9} {:<28} LAST USED", "ID", "PREFIX", "STATE", "EXPIRES");
             for t in service.tokens(&tenant).await.map_err(|e| e.to_string())? {
                 let state = format!("{:?}", t.state_at(now)).to_lowercase();
@@ -134,6 +141,7 @@ async fn token(service: &Service, cmd: TokenCommand) -> Result<(), String> {
             }
         }
         TokenCommand::Revoke { tenant, token_id } => {
+            let tenant = find(tenant).await?;
             let t = service.revoke_token(&tenant, &token_id).await.map_err(|e| e.to_string())?;
             println!("revoked {} ({})", t.prefix, t.id);
         }

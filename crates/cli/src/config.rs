@@ -53,10 +53,6 @@ pub struct ServeArgs {
     /// by default links are built from the request's Host header.
     #[arg(long, env = "SCIMD_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// The operator token for the admin API (at least 16 characters); created and printed once
-    /// when neither this nor a stored one exists.
-    #[arg(long = "operator-token", env = "SCIMD_OPERATOR_TOKEN", hide_env_values = true)]
-    pub operator_token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

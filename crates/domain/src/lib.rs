@@ -48,9 +48,13 @@ impl Default for Limits {
 /// randomness. Cheap to clone.
 #[derive(Clone)]
 pub struct Service {
+    /// Where everything is kept.
     pub store: Arc<dyn Store>,
+    /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// The secret randomness source.
     pub random: Arc<dyn Random>,
+    /// Per-request work limits.
     pub limits: Limits,
 }
 
@@ -60,9 +64,22 @@ impl Service {
         Service { store, clock, random, limits }
     }
 
-    /// A new identifier for a tenant, token or resource: a UUID v7 (time-ordered, so rows
-    /// inserted together stay together in indexes).
+    /// A new identifier for a tenant, token or resource: a UUID v7 from the injected clock and
+    /// randomness (time-ordered, so rows inserted together stay together in indexes).
     pub fn new_id(&self) -> String {
-        uuid::Uuid::now_v7().to_string()
+        let millis = (self.clock.now().unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        let mut random = [0u8; 10];
+        self.random.fill(&mut random);
+        uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid().to_string()
+    }
+
+    /// The current time on the injected clock.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// Whether the store answers (for readiness checks).
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
     }
 }

@@ -20,12 +20,16 @@ use crate::{DomainError, Result, Service};
 /// A resource as stored: its canonical document (no `id`, no `meta`) and its metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredResource {
+    /// The resource's id (server-assigned, stable).
     pub id: String,
+    /// User or Group.
     pub kind: ResourceKind,
     /// The canonical document; a Group's carries `members`, and when relations were loaded a
     /// User's carries `groups`.
     pub doc: Value,
+    /// `meta.created`.
     pub created: OffsetDateTime,
+    /// `meta.lastModified`.
     pub modified: OffsetDateTime,
     /// Incremented by every change; the ETag is derived from it.
     pub version: u64,
@@ -153,7 +157,7 @@ impl Service {
     /// Creates a resource from a POST body.
     pub async fn create_resource(&self, tenant: &Tenant, kind: ResourceKind, body: Value) -> Result<StoredResource> {
         let mut doc = prepare(kind, body)?;
-        self.resolve_members(tenant, kind, None, &mut doc).await?;
+        self.resolve_members(tenant, kind, None, &mut doc, &HashSet::new()).await?;
         let now = self.clock.now();
         let res = StoredResource { id: self.new_id(), kind, doc, created: now, modified: now, version: 1 };
         self.store.insert_resource(&tenant.id, &res).await.map_err(|e| write_error(e, &res))?;
@@ -182,7 +186,7 @@ impl Service {
         if_match: Option<&EtagCondition>,
     ) -> Result<StoredResource> {
         let mut doc = prepare(kind, body)?;
-        self.resolve_members(tenant, kind, Some(id), &mut doc).await?;
+        self.resolve_members(tenant, kind, Some(id), &mut doc, &HashSet::new()).await?;
         for _ in 0..WRITE_RETRIES {
             let current = self.get_resource(tenant, kind, id, false).await?;
             check_if_match(if_match, &current)?;
@@ -223,7 +227,8 @@ impl Service {
                 return Ok(current);
             }
             check_immutable(kind, &current.doc, &doc)?;
-            self.resolve_members(tenant, kind, Some(id), &mut doc).await?;
+            let known = member_ids(&current.doc);
+            self.resolve_members(tenant, kind, Some(id), &mut doc, &known).await?;
             if let Some(saved) = self.save_version(tenant, &current, doc).await? {
                 return Ok(saved);
             }
@@ -331,12 +336,16 @@ impl Service {
 
     /// Checks a Group's `members` against the tenant: each must be an existing User or Group of
     /// the same tenant (never the group itself); `type` is set from what the member really is.
+    /// Members in `known` (already members, read with the group) are not looked up again, so
+    /// that adding one member to a large group costs one lookup. The store re-checks existence
+    /// inside the write, so a member deleted meanwhile cannot slip in.
     async fn resolve_members(
         &self,
         tenant: &Tenant,
         kind: ResourceKind,
         group_id: Option<&str>,
         doc: &mut Value,
+        known: &HashSet<&str>,
     ) -> Result<()> {
         if kind != ResourceKind::Group {
             return Ok(());
@@ -344,11 +353,13 @@ impl Service {
         let Some(members) = doc.get_mut("members").and_then(Value::as_array_mut) else { return Ok(()) };
         let ids: Vec<String> = members
             .iter()
-            .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_owned))
+            .filter_map(|m| m.get("value").and_then(Value::as_str))
+            .filter(|id| !known.contains(id))
+            .map(str::to_owned)
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let known: HashMap<String, ResourceKind> = self.store.resource_kinds(&tenant.id, &ids).await?;
+        let found: HashMap<String, ResourceKind> = self.store.resource_kinds(&tenant.id, &ids).await?;
         for member in members.iter_mut() {
             let Some(obj) = member.as_object_mut() else { continue };
             let id = obj.get("value").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -358,9 +369,13 @@ impl Service {
                 ))
                 .into());
             }
-            let Some(member_kind) = known.get(&id) else {
+            if known.contains(id.as_str()) {
+                continue;
+            }
+            let Some(member_kind) = found.get(&id) else {
                 return Err(ScimError::invalid_value(format!(
-                    "members: no User or Group with id \"{id}\" exists in this tenant; add members by the id scimd returned when they were created"
+                    "members: no User or Group with id \"{id}\" exists in this tenant; add members by the id \
+                     scimd returned when they were created"
                 ))
                 .into());
             };
@@ -369,6 +384,14 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The ids of a Group document's members.
+fn member_ids(doc: &Value) -> HashSet<&str> {
+    doc.get("members")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(|m| m.get("value").and_then(Value::as_str)).collect())
+        .unwrap_or_default()
 }
 
 /// Keeps the current `active` when a replacement omits it.
@@ -394,13 +417,16 @@ fn validate_filter_any(filter: &Filter, kinds: &[ResourceKind]) -> Result<()> {
 
 fn write_error(e: StoreError, res: &StoredResource) -> DomainError {
     match e {
+        StoreError::Conflict { attribute } if attribute == "members" => ScimError::invalid_value(
+            "members: a member was deleted while this group was being written; read the group again and retry",
+        )
+        .into(),
         StoreError::Conflict { attribute } => {
             let value = res.doc.get(&attribute).and_then(Value::as_str).unwrap_or_default();
             ScimError::uniqueness(format!(
-                "{attribute} \"{value}\" is already used by another {} of this tenant ({attribute} is \
-                 unique, compared case-insensitively); update that {} instead, or send a different {attribute}",
-                res.kind.name(),
-                res.kind.name()
+                "{attribute} \"{value}\" is already used by another {kind} of this tenant ({attribute} is \
+                 unique, compared case-insensitively); update that {kind} instead, or send a different {attribute}",
+                kind = res.kind.name(),
             ))
             .into()
         }

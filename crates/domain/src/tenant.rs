@@ -12,10 +12,13 @@ pub type TenantId = String;
 /// A tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tenant {
+    /// The tenant's id (a UUID).
     pub id: TenantId,
+    /// A unique, human-readable name.
     pub name: String,
     /// Lifetime of new SCIM tokens unless the request says otherwise.
     pub token_lifetime_days: u32,
+    /// When the tenant was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -54,8 +57,13 @@ impl crate::Service {
         Ok(self.store.tenants().await?)
     }
 
-    /// A tenant by id or, failing that, by exact name (for the CLI's `--tenant`).
-    pub async fn tenant(&self, id_or_name: &str) -> crate::Result<Tenant> {
+    /// A tenant by id.
+    pub async fn tenant(&self, id: &str) -> crate::Result<Tenant> {
+        self.store.tenant(id).await?.ok_or_else(|| crate::DomainError::NotFound(format!("no tenant with id '{id}'")))
+    }
+
+    /// A tenant by id or, failing that, by exact name: for people typing `--tenant` at a shell.
+    pub async fn find_tenant(&self, id_or_name: &str) -> crate::Result<Tenant> {
         if let Some(t) = self.store.tenant(id_or_name).await? {
             return Ok(t);
         }

@@ -57,23 +57,31 @@ impl RevokeReason {
 /// A stored SCIM token (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenRecord {
+    /// The token's id (not secret).
     pub id: String,
+    /// The tenant it authenticates.
     pub tenant_id: TenantId,
     /// The public part, e.g. `scimd_ab12cd34`.
     pub prefix: String,
+    /// SHA-256 of the whole token, hex.
     #[serde(skip)]
     pub hash: String,
+    /// When it was issued.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// When it stops working.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// When the token stops (or stopped) working before expiry; may lie in the future during a
     /// rotation overlap.
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked.
     pub revoke_reason: Option<RevokeReason>,
+    /// When it last authenticated a request (recorded at most every few seconds).
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
+    /// The User-Agent of that request.
     pub last_used_agent: Option<String>,
 }
 
@@ -98,10 +106,19 @@ pub enum TokenState {
 }
 
 /// A freshly issued token: the only time its secret exists outside the caller's hands.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IssuedToken {
+    /// What is stored.
     pub record: TokenRecord,
+    /// The whole token, to show once.
     pub secret: String,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret, not even in a debug log.
+        f.debug_struct("IssuedToken").field("record", &self.record).field("secret", &"<redacted>").finish()
+    }
 }
 
 /// How long a new token lives and what happens to the old ones.
@@ -243,22 +260,29 @@ impl Service {
                 MAX_KEEP_OLD_FOR.whole_days()
             )));
         }
-        let prefix = format!("{TOKEN_PREFIX}{}", self.random_string(PREFIX_LEN).to_lowercase());
-        let secret = format!("{prefix}_{}", self.random_string(SECRET_LEN));
-        let record = TokenRecord {
-            id: self.new_id(),
-            tenant_id: tenant.id.clone(),
-            prefix,
-            hash: hash_token(&secret),
-            created_at: now,
-            expires_at,
-            revoked_at: None,
-            revoke_reason: None,
-            last_used_at: None,
-            last_used_agent: None,
-        };
-        self.store.insert_token(&record, now + keep_old_for).await?;
-        Ok(IssuedToken { record, secret })
+        // The public prefix is random too; on the rare collision with an existing one, draw again.
+        for _ in 0..5 {
+            let prefix = format!("{TOKEN_PREFIX}{}", self.random_string(PREFIX_LEN).to_lowercase());
+            let secret = format!("{prefix}_{}", self.random_string(SECRET_LEN));
+            let record = TokenRecord {
+                id: self.new_id(),
+                tenant_id: tenant.id.clone(),
+                prefix,
+                hash: hash_token(&secret),
+                created_at: now,
+                expires_at,
+                revoked_at: None,
+                revoke_reason: None,
+                last_used_at: None,
+                last_used_agent: None,
+            };
+            match self.store.insert_token(&record, now + keep_old_for).await {
+                Ok(()) => return Ok(IssuedToken { record, secret }),
+                Err(crate::store::StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DomainError::Conflict("could not draw an unused token prefix; try again".into()))
     }
 
     /// The tenant's tokens, newest first (no secrets).
@@ -301,8 +325,8 @@ impl Service {
             }
         }
         let agent = user_agent.map(|a| a.chars().take(200).collect::<String>());
-        // Record use at most every few seconds per token: a write per request would cost more
-        // than the request itself.
+        // Record use (with the agent of that moment) at most every few seconds per token: a write
+        // per request would cost more than the request itself.
         let stale =
             record.last_used_at.is_none_or(|at| now - at > LAST_USED_RESOLUTION) || record.last_used_agent != agent;
         if stale {

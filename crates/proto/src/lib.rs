@@ -3,8 +3,10 @@
 //! Everything here takes `&str` / JSON in and returns `Result` out, so it can be fuzzed and
 //! property-tested on its own. The server, the store and the provisioning rules all build on it.
 
+pub mod bulk;
 pub mod error;
 pub mod filter;
+pub mod json;
 pub mod list;
 pub mod patch;
 pub mod path;

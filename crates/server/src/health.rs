@@ -14,7 +14,7 @@ pub async fn healthz() -> Json<Value> {
 
 /// `GET /readyz`: the database answers too.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.service.store.ping().await {
+    match state.service.ready().await {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -28,7 +28,7 @@ fn user_strategy() -> impl Strategy<Value = Value> {
             (
                 prop::sample::select(EMAILS),
                 prop::option::of(prop::sample::select(&["work", "home", "Work"][..])),
-                any::<bool>(),
+                prop::option::of(any::<bool>()),
             ),
             0..3,
         ),
@@ -51,7 +51,10 @@ fn user_strategy() -> impl Strategy<Value = Value> {
                     emails
                         .into_iter()
                         .map(|(value, ty, primary)| {
-                            let mut e = json!({ "value": value, "primary": primary });
+                            let mut e = json!({ "value": value });
+                            if let Some(p) = primary {
+                                e["primary"] = json!(p);
+                            }
                             if let Some(t) = ty {
                                 e["type"] = json!(t);
                             }
@@ -111,6 +114,7 @@ fn leaf() -> impl Strategy<Value = Filter> {
         )),
         text_paths.prop_map(|p| Filter::Present(AttrPath::parse(p).unwrap())),
         Just(Filter::Present(AttrPath::simple("active"))),
+        Just(Filter::Present(AttrPath::with_sub("emails", "primary"))),
         (prop::sample::select(&["value", "type"][..]), string_op(), text_value(), any::<bool>(), any::<bool>())
             .prop_map(|(sub, op, v, primary, with_primary)| {
                 let inner = Filter::Compare(AttrPath::simple(sub), op, v);

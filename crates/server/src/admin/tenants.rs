@@ -130,7 +130,7 @@ pub async fn list_tokens(
 ) -> Reply {
     let Path(id) = path?;
     let tokens = state.service.tokens(&id).await?;
-    let now = state.service.clock.now();
+    let now = state.service.now();
     Ok(Json(json!({ "tokens": tokens.iter().map(|t| token_json(t, now)).collect::<Vec<_>>() })).into_response())
 }
 

@@ -24,11 +24,19 @@ pub fn base_url(state: &AppState, parts: &Parts) -> String {
                 .headers
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+                .filter(|h| is_authority(h))
                 .unwrap_or("localhost");
             format!("http://{host}/scim/v2")
         }
     }
+}
+
+/// Whether a `Host` header is a plain `host[:port]` (name, IPv4 or bracketed IPv6): nothing that
+/// could change the meaning of the links built from it.
+fn is_authority(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 impl FromRequestParts<AppState> for ScimCaller {

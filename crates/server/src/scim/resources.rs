@@ -8,7 +8,6 @@ use scim_proto::list::ListParams;
 use scim_proto::resource::Projection;
 use scim_proto::schema::LIST_RESPONSE_SCHEMA;
 use scim_proto::{AttrPath, ResourceKind, ScimError};
-use scimd_domain::query::Page;
 use scimd_domain::resources::{EtagCondition, StoredResource};
 use serde_json::{Value, json};
 
@@ -41,8 +40,18 @@ fn wants_relations(projection: &Projection, kind: ResourceKind) -> bool {
     projection.includes(&AttrPath::simple(name), kind)
 }
 
-fn etag_header(headers: &HeaderMap, name: header::HeaderName) -> Option<EtagCondition> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(EtagCondition::parse)
+/// An `If-Match` / `If-None-Match` condition; a header that is not visible ASCII is refused rather
+/// than ignored, so that a conditional write never silently becomes unconditional.
+fn etag_header(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<EtagCondition>, ScimFailure> {
+    match headers.get(&name) {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok(text) => Ok(Some(EtagCondition::parse(text))),
+            Err(_) => {
+                Err(ScimError::invalid_syntax(format!("{name} must be a list of entity tags such as W/\"3\"")).into())
+            }
+        },
+    }
 }
 
 fn render(res: &StoredResource, caller: &ScimCaller, projection: &Projection) -> Value {
@@ -59,52 +68,32 @@ fn resource_reply(status: StatusCode, res: &StoredResource, caller: &ScimCaller,
     .into_response()
 }
 
-fn list_reply(page: Page, start_index: u64, caller: &ScimCaller, projection: &Projection) -> Response {
-    let resources: Vec<Value> = page.resources.iter().map(|r| render(r, caller, projection)).collect();
-    ScimJson::ok(json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": page.total,
-        "itemsPerPage": resources.len(),
-        "startIndex": start_index,
-        "Resources": resources,
-    }))
-    .into_response()
-}
-
 async fn list(kinds: &[ResourceKind], state: &AppState, caller: &ScimCaller, params: ListParams) -> Reply {
     let service = &state.service;
     let query = service.list_query(kinds, &params)?;
-    let (kind, others) = match kinds {
-        [one] => (*one, false),
-        _ => (ResourceKind::User, true),
+    // Each resource is projected by its own type's schema.
+    let projections = kinds
+        .iter()
+        .map(|k| Ok((*k, projection(params.attributes.as_deref(), params.excluded_attributes.as_deref(), *k)?)))
+        .collect::<Result<Vec<_>, ScimFailure>>()?;
+    let relations = projections.iter().any(|(k, p)| wants_relations(p, *k));
+    let page = match kinds {
+        [one] => service.list_resources(&caller.tenant, *one, &query, relations).await?,
+        _ => service.search_all(&caller.tenant, &query, relations).await?,
     };
-    let projection = projection(params.attributes.as_deref(), params.excluded_attributes.as_deref(), kind)?;
-    let page = if others {
-        service.search_all(&caller.tenant, &query, true).await?
-    } else {
-        service.list_resources(&caller.tenant, kind, &query, wants_relations(&projection, kind)).await?
-    };
-    if others {
-        // Each resource is projected by its own type's schema.
-        let resources: Vec<Value> = page
-            .resources
-            .iter()
-            .map(|r| {
-                let p = Projection::parse(params.attributes.as_deref(), params.excluded_attributes.as_deref(), r.kind)
-                    .unwrap_or_else(|_| Projection::all());
-                render(r, caller, &p)
-            })
-            .collect();
-        return Ok(ScimJson::ok(json!({
-            "schemas": [LIST_RESPONSE_SCHEMA],
-            "totalResults": page.total,
-            "itemsPerPage": resources.len(),
-            "startIndex": query.start_index,
-            "Resources": resources,
-        }))
-        .into_response());
-    }
-    Ok(list_reply(page, query.start_index, caller, &projection))
+    let resources: Vec<Value> = page
+        .resources
+        .iter()
+        .filter_map(|r| projections.iter().find(|(k, _)| *k == r.kind).map(|(_, p)| render(r, caller, p)))
+        .collect();
+    Ok(ScimJson::ok(json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": page.total,
+        "itemsPerPage": resources.len(),
+        "startIndex": query.start_index,
+        "Resources": resources,
+    }))
+    .into_response())
 }
 
 async fn list_from_query(kind: ResourceKind, state: AppState, caller: ScimCaller, raw: Option<String>) -> Reply {
@@ -159,7 +148,7 @@ async fn get_one(
     let pairs = query_pairs(raw.as_deref());
     let projection = projection(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"), kind)?;
     let res = state.service.get_resource(&caller.tenant, kind, &id, wants_relations(&projection, kind)).await?;
-    if etag_header(&headers, header::IF_NONE_MATCH).is_some_and(|c| c.matches(&res)) {
+    if etag_header(&headers, header::IF_NONE_MATCH)?.is_some_and(|c| c.matches(&res)) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, res.etag())]).into_response());
     }
     Ok(resource_reply(StatusCode::OK, &res, &caller, &projection))
@@ -186,7 +175,7 @@ async fn write(
     let pairs = query_pairs(raw.as_deref());
     let projection = projection(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"), kind)?;
     let body = read_json(&headers, body, state.service.limits.max_body).await.map_err(ScimError::from)?;
-    let if_match = etag_header(&headers, header::IF_MATCH);
+    let if_match = etag_header(&headers, header::IF_MATCH)?;
     let service = &state.service;
     let res = match op {
         Write::Replace => service.replace_resource(&caller.tenant, kind, &id, body, if_match.as_ref()).await?,
@@ -197,7 +186,7 @@ async fn write(
 }
 
 async fn delete(kind: ResourceKind, state: AppState, caller: ScimCaller, id: String, headers: HeaderMap) -> Reply {
-    let if_match = etag_header(&headers, header::IF_MATCH);
+    let if_match = etag_header(&headers, header::IF_MATCH)?;
     state.service.delete_resource(&caller.tenant, kind, &id, if_match.as_ref()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -59,7 +59,7 @@ CREATE TABLE resource_emails (
     resource_seq INTEGER NOT NULL REFERENCES resources (seq) ON DELETE CASCADE,
     value_fold   TEXT,
     type_fold    TEXT,
-    is_primary   INTEGER NOT NULL
+    is_primary   INTEGER
 );
 CREATE INDEX resource_emails_by_value ON resource_emails (tenant_id, value_fold);
 CREATE INDEX resource_emails_by_resource ON resource_emails (resource_seq);
@@ -72,6 +72,8 @@ CREATE TABLE group_members (
     member_kind TEXT NOT NULL,
     -- The member's display name as the client sent it; NULL: derived from the member.
     display     TEXT,
-    PRIMARY KEY (tenant_id, group_id, member_id)
+    PRIMARY KEY (tenant_id, group_id, member_id),
+    FOREIGN KEY (tenant_id, group_id) REFERENCES resources (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, member_id) REFERENCES resources (tenant_id, id) ON DELETE CASCADE
 ) WITHOUT ROWID;
 CREATE INDEX group_members_by_member ON group_members (tenant_id, member_id);

@@ -364,9 +364,15 @@ fn order_by(query: &ListQuery, kind: ResourceKind, out: &mut Sql) -> Result<(), 
     out.push(" ORDER BY ");
     if let Some(path) = &query.sort_by {
         let dir = if query.descending { "DESC" } else { "ASC" };
-        match target(path, kind) {
-            Ok(Target::Column(col)) => out.push(&format!("{c} IS NULL {dir}, {c} {dir}, ", c = col.expr)),
-            _ => {
+        match target(path, kind)? {
+            Target::Column(col) => out.push(&format!("{c} IS NULL {dir}, {c} {dir}, ", c = col.expr)),
+            // Memberships live outside the document, so they cannot order it.
+            Target::Related(Relation::Members | Relation::Groups, _) => {
+                return Err(StoreError::Unsupported(format!(
+                    "sorting by {path} is not supported: sort by an attribute of the resource itself"
+                )));
+            }
+            Target::Related(Relation::Emails, _) | Target::Memory => {
                 out.push("scim_sort_key(r.kind, r.doc, ");
                 out.param(path.to_string());
                 out.push(&format!(") IS NULL {dir}, scim_sort_key(r.kind, r.doc, "));

@@ -37,7 +37,7 @@ pub struct SqliteStore {
 struct Inner {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
-    reader_slots: Semaphore,
+    reader_slots: Arc<Semaphore>,
     path: std::path::PathBuf,
 }
 
@@ -57,27 +57,36 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
-                reader_slots: Semaphore::new(READERS),
+                reader_slots: Arc::new(Semaphore::new(READERS)),
                 path,
             }),
         })
     }
 
-    /// Runs `f` on a reader connection, off the async runtime.
+    /// Runs `f` on a reader connection, off the async runtime, in one read transaction so that
+    /// everything it reads (a count and its page, a resource and its relations) is one snapshot.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let _slot = self.inner.reader_slots.acquire().await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        // The permit travels with the blocking work: a client that disconnects does not free the
+        // slot while its query still runs.
+        let slot =
+            self.inner.reader_slots.clone().acquire_owned().await.map_err(|e| StoreError::Backend(e.to_string()))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let conn = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let conn = match conn {
                 Some(c) => c,
                 None => open_connection(&inner.path)?,
             };
-            let result = f(&conn);
+            let result = conn.unchecked_transaction().map_err(backend).and_then(|tx| {
+                let value = f(&tx)?;
+                tx.finish().map_err(backend)?;
+                Ok(value)
+            });
             inner.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
             result
         })
@@ -142,19 +151,23 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 /// Maps a unique-constraint failure to the attribute it protects.
 fn conflict_or_backend(e: rusqlite::Error) -> StoreError {
-    let attribute = match &e {
-        rusqlite::Error::SqliteFailure(err, Some(msg)) if err.code == rusqlite::ErrorCode::ConstraintViolation => {
-            if msg.contains("user_name_fold") {
-                "userName"
-            } else if msg.contains("tenants.name") {
-                "name"
-            } else if msg.contains("resources.id") {
-                "id"
-            } else {
-                return backend(e);
-            }
-        }
-        _ => return backend(e),
+    let rusqlite::Error::SqliteFailure(err, Some(msg)) = &e else { return backend(e) };
+    if err.code != rusqlite::ErrorCode::ConstraintViolation {
+        return backend(e);
+    }
+    let attribute = if msg.contains("user_name_fold") {
+        "userName"
+    } else if msg.contains("tenants.name") {
+        "name"
+    } else if msg.contains("resources.id") {
+        "id"
+    } else if msg.contains("tokens.prefix") {
+        "prefix"
+    } else if msg.contains("FOREIGN KEY") {
+        // Only group_members refers to resources: a member vanished during the write.
+        "members"
+    } else {
+        return backend(e);
     };
     StoreError::Conflict { attribute: attribute.into() }
 }
@@ -245,7 +258,7 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![t.id, t.tenant_id, t.prefix, t.hash, format_time(t.created_at), format_time(t.expires_at)],
             )
-            .map_err(backend)?;
+            .map_err(conflict_or_backend)?;
             Ok(())
         })
         .await
@@ -445,8 +458,6 @@ impl Store for SqliteStore {
             if expected_version.is_some_and(|v| v != version as u64) {
                 return Err(StoreError::VersionMismatch);
             }
-            tx.execute("DELETE FROM resources WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
-                .map_err(backend)?;
             // The groups it was a member of lose a member, and the users in it (if a group) lose
             // a group: each of them changes, so that their ETags do.
             tx.execute(
@@ -458,11 +469,9 @@ impl Store for SqliteStore {
                 params![tenant, id, format_time(at)],
             )
             .map_err(backend)?;
-            tx.execute(
-                "DELETE FROM group_members WHERE tenant_id = ?1 AND (group_id = ?2 OR member_id = ?2)",
-                params![tenant, id],
-            )
-            .map_err(backend)?;
+            // Memberships on either side go with it (ON DELETE CASCADE).
+            tx.execute("DELETE FROM resources WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
+                .map_err(backend)?;
             Ok(())
         })
         .await
@@ -482,14 +491,25 @@ impl Store for SqliteStore {
     async fn resource_kinds(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, ResourceKind>, StoreError> {
         let (tenant, ids) = (tenant.to_owned(), ids.to_vec());
         self.read(move |c| {
-            let mut stmt =
-                c.prepare_cached("SELECT kind FROM resources WHERE tenant_id = ?1 AND id = ?2").map_err(backend)?;
             let mut found = HashMap::new();
-            for id in ids {
-                let kind: Option<String> =
-                    stmt.query_row(params![tenant, id], |r| r.get(0)).optional().map_err(backend)?;
-                if let Some(kind) = kind.as_deref().and_then(parse_kind) {
-                    found.insert(id, kind);
+            // Batches keep each statement under SQLite's parameter limit.
+            for chunk in ids.chunks(500) {
+                let sql = format!(
+                    "SELECT id, kind FROM resources WHERE tenant_id = ? AND id IN ({})",
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                let mut stmt = c.prepare(&sql).map_err(backend)?;
+                let args = std::iter::once(&tenant).chain(chunk.iter());
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(args), |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(backend)?;
+                for row in rows {
+                    let (id, kind) = row.map_err(backend)?;
+                    if let Some(kind) = parse_kind(&kind) {
+                        found.insert(id, kind);
+                    }
                 }
             }
             Ok(found)
@@ -570,10 +590,13 @@ fn write_members(
         .map_err(backend)?;
     for m in members {
         // A member read back with its display and written unchanged is left alone, so that a
-        // derived display stays derived and one PATCH touches only the members it changes.
-        let unchanged = existing.get(&m.id).is_some_and(|shown| m.display.is_none() || *shown == m.display);
+        // derived display stays derived and one PATCH touches only the members it changes; a
+        // member written without a display gets the derived one again.
+        let unchanged = existing.get(&m.id) == Some(&m.display);
         if !unchanged {
-            upsert.execute(params![tenant, group_id, m.id, kind_name(m.kind), m.display]).map_err(backend)?;
+            upsert
+                .execute(params![tenant, group_id, m.id, kind_name(m.kind), m.display])
+                .map_err(conflict_or_backend)?;
             if !existing.contains_key(&m.id) {
                 touch.execute(params![tenant, m.id, at]).map_err(backend)?;
             }

@@ -91,7 +91,8 @@ pub(super) fn resource_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Stored
 pub(super) struct EmailRow {
     pub value_fold: Option<String>,
     pub type_fold: Option<String>,
-    pub primary: bool,
+    /// `None` when the element says nothing about `primary`.
+    pub primary: Option<bool>,
 }
 
 /// One member of a Group, as stored.
@@ -133,7 +134,7 @@ impl IndexedColumns {
                 .map(|e| EmailRow {
                     value_fold: e.get("value").and_then(Value::as_str).map(fold),
                     type_fold: e.get("type").and_then(Value::as_str).map(fold),
-                    primary: e.get("primary").and_then(Value::as_bool).unwrap_or(false),
+                    primary: e.get("primary").and_then(Value::as_bool),
                 })
                 .collect(),
             _ => Vec::new(),

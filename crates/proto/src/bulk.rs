@@ -1,0 +1,1 @@
+//! Bulk requests (RFC 7644 §3.7): parsing and planning, free of I/O.
