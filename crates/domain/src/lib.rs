@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
+pub mod bulk;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod query;
 pub mod resources;
 pub mod store;

@@ -8,15 +8,25 @@ pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 /// The `scimType` keywords of RFC 7644 §3.12, table 9.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScimType {
+    /// `invalidFilter`: the filter syntax is invalid or names an unknown attribute.
     InvalidFilter,
+    /// `tooMany`: the request would return or touch too many resources.
     TooMany,
+    /// `uniqueness`: a value that must be unique is already taken.
     Uniqueness,
+    /// `mutability`: the request writes a readOnly or immutable attribute.
     Mutability,
+    /// `invalidSyntax`: the request body is not valid SCIM (not an object, missing schemas, ...).
     InvalidSyntax,
+    /// `invalidPath`: an attribute path is malformed or names nothing.
     InvalidPath,
+    /// `noTarget`: a PATCH path matches nothing it could act on.
     NoTarget,
+    /// `invalidValue`: a value is missing, of the wrong type or out of bounds.
     InvalidValue,
+    /// `invalidVers`: the requested protocol version is not supported.
     InvalidVers,
+    /// `sensitive`: the request carries sensitive data in the URI.
     Sensitive,
 }
 
@@ -42,8 +52,11 @@ impl ScimType {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {}: {detail}", scim_type.map(ScimType::as_str).unwrap_or("-"))]
 pub struct ScimError {
+    /// The HTTP status code (400, 404, 409, ...).
     pub status: u16,
+    /// The `scimType` keyword, for the 400 and 409 errors that have one.
     pub scim_type: Option<ScimType>,
+    /// What went wrong and how to fix it, for the client's administrator.
     pub detail: String,
 }
 

@@ -10,14 +10,19 @@ use crate::schema::SEARCH_REQUEST_SCHEMA;
 /// The parameters of a list or search request, syntax checked.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListParams {
+    /// `filter`: which resources to return; `None` for all.
     pub filter: Option<Filter>,
+    /// `sortBy`: the attribute to sort by; `None` for the service's default order.
     pub sort_by: Option<AttrPath>,
+    /// `sortOrder=descending`; ascending otherwise.
     pub descending: bool,
     /// 1-based; values below 1 are read as 1 (RFC 7644 §3.4.2.4).
     pub start_index: u64,
     /// `None` when the client did not ask; negative values are read as 0.
     pub count: Option<u64>,
+    /// `attributes`: the comma-separated paths to return, as given (see `resource::Projection`).
     pub attributes: Option<String>,
+    /// `excludedAttributes`: the comma-separated paths to leave out, as given.
     pub excluded_attributes: Option<String>,
 }
 

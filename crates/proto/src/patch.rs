@@ -33,23 +33,29 @@
 //! - Setting `primary: true` on a value demotes the previous primary value (RFC 7644 §3.5.2).
 //! - Attributes no schema defines (`company`, an unknown extension) may be patched as untyped
 //!   JSON, but not through value filters.
+//! - The result is held to the size limits of [`crate::resource`] (400 invalidValue naming the
+//!   limit); arrays and attribute counts are also checked as each operation applies, and the
+//!   member values of all operations together may not exceed [`resource::MAX_MEMBERS`]. Every operation
+//!   works in time about linear in the values it touches: values are compared through hash
+//!   keys, never pairwise.
 //!
 //! Errors: readOnly targets, removing a required attribute and changing an immutable one are
 //! 400 mutability; an unparsable or undefined path 400 invalidPath; `remove` without path 400
 //! noTarget. Operations apply to a copy, in order, and the result is committed only when every
 //! operation and the final validation succeed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
 use crate::error::ScimError;
 use crate::filter::{CompValue, CompareOp, Filter};
-use crate::path::{AttrPath, PatchPath};
+use crate::json::{self, get_ci};
+use crate::path::{AttrPath, PatchPath, split_urn};
 use crate::resource::{
-    self, Container, KeyTarget, Target, check_immutable, container_mut, describe, identity, locate,
-    locate_in_extension, locate_key, normalise_attr, normalise_one, normalise_resource, read_schemas, same_value,
-    top_level_def,
+    self, Container, KeyTarget, Target, add_declared, check_attribute_count, check_immutable, check_member_count,
+    check_value_count, container_mut, describe, identity, locate, locate_in_extension, locate_key, normalise_attr,
+    normalise_one, normalise_resource, read_schemas, top_level_def, value_key,
 };
 use crate::schema::{AttrType, AttributeDef, Mutability, PATCH_OP_SCHEMA, ResourceKind, Schema};
 
@@ -59,8 +65,11 @@ pub const MAX_OPERATIONS: usize = 1000;
 /// The three PATCH operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchOpKind {
+    /// `add`: adds values (appends to multi-valued attributes, merges complex ones).
     Add,
+    /// `replace`: replaces values.
     Replace,
+    /// `remove`: removes values.
     Remove,
 }
 
@@ -78,6 +87,7 @@ impl PatchOpKind {
 /// One parsed operation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatchOperation {
+    /// The operation (`op`, case-insensitive on the wire).
     pub op: PatchOpKind,
     /// The target; `None` means the resource itself (then `value` is an object).
     pub path: Option<PatchPath>,
@@ -137,6 +147,7 @@ impl PatchRequest {
         };
         let operations =
             operations.iter().enumerate().map(|(i, op)| parse_operation(i, op)).collect::<Result<Vec<_>, _>>()?;
+        check_member_count(operations.iter().map(member_values).sum())?;
         Ok(PatchRequest { operations })
     }
 
@@ -168,8 +179,21 @@ impl PatchRequest {
     }
 }
 
-fn get_ci<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
-    resource::get_ci(map, key)
+/// How many `members` values an operation carries, for [`resource::MAX_MEMBERS`].
+fn member_values(op: &PatchOperation) -> usize {
+    let is_members = |name: &str| split_urn(name).1.eq_ignore_ascii_case("members");
+    let count = |value: &Value| match value {
+        Value::Array(items) => items.len(),
+        Value::Null => 0,
+        _ => 1,
+    };
+    match (&op.path, &op.value) {
+        (Some(path), Some(value)) if path.attr.sub.is_none() && is_members(&path.attr.name) => count(value),
+        (None, Some(Value::Object(entries))) => {
+            entries.iter().filter(|(k, _)| is_members(k)).map(|(_, v)| count(v)).sum()
+        }
+        _ => 0,
+    }
 }
 
 fn parse_operation(i: usize, op: &Value) -> Result<PatchOperation, ScimError> {
@@ -301,10 +325,7 @@ fn apply_value_entry(
     declared: &mut Vec<String>,
 ) -> Result<(), ScimError> {
     match locate_key(kind, key, &value, declared)? {
-        KeyTarget::Schemas => {
-            declared.extend(read_schemas(kind, &value)?);
-            Ok(())
-        }
+        KeyTarget::Schemas => add_declared(declared, read_schemas(kind, &value)?),
         KeyTarget::Extension(ext) => apply_extension_object(doc, op, kind, ext, value),
         KeyTarget::Attr(target) => {
             if is_read_only(&target) {
@@ -483,7 +504,10 @@ fn apply_whole(
         },
         PatchOpKind::Replace if def.multi_valued => {
             match normalise_attr(def, required_value(value)?, &label)? {
-                Some(values) => set_key(container, &target.name, values),
+                Some(values) => {
+                    check_items(def, values.as_array().map_or(1, Vec::len), &label)?;
+                    set_key(container, &target.name, values);
+                }
                 None => remove_key(container, &target.name),
             }
             Ok(())
@@ -493,17 +517,21 @@ fn apply_whole(
                 return Ok(());
             };
             let mut items = take_items(container, &target.name);
-            let mut seen: HashSet<String> = items.iter().map(|v| identity(def, v)).collect();
+            // `normalise_attr` dropped duplicates among the incoming values; drop those already
+            // present. The keys of the present ones borrow from them (no copy per member).
+            let fresh: Vec<bool> = {
+                let present: HashSet<_> = items.iter().map(|v| identity(def, v)).collect();
+                incoming.iter().map(|item| !present.contains(&identity(def, item))).collect()
+            };
             let mut written = Vec::new();
-            for item in incoming {
-                if seen.insert(identity(def, &item)) {
+            for (item, fresh) in incoming.into_iter().zip(fresh) {
+                if fresh {
                     written.push(items.len());
                     items.push(item);
                 }
             }
             demote_other_primaries(&mut items, &written);
-            put_items(container, &target.name, def, items);
-            Ok(())
+            put_items(container, &target.name, def, items, &label)
         }
         PatchOpKind::Add | PatchOpKind::Replace if def.kind == AttrType::Complex => {
             merge_complex(container, def, &target.name, required_value(value)?, &label)
@@ -545,25 +573,77 @@ fn remove_values(
     }
     let mut items = take_items(container, name);
     if resource::is_member_list(def) {
-        let doomed: HashSet<String> = patterns.iter().map(|p| identity(def, p)).collect();
-        items.retain(|item| !doomed.contains(&identity(def, item)));
+        let doomed: HashSet<String> = patterns.iter().map(|p| identity(def, p).into_owned()).collect();
+        items.retain(|item| !doomed.contains(identity(def, item).as_ref()));
     } else {
-        items.retain(|item| !patterns.iter().any(|p| matches_pattern(def, item, p)));
+        check_value_count(patterns.len(), &format!("the value of the remove of {label}"))?;
+        let patterns = Patterns::new(def, &patterns);
+        items.retain(|item| !patterns.matches(item));
     }
-    put_items(container, name, def, items);
-    Ok(())
+    put_items(container, name, def, items, label)
 }
 
-/// Whether `item` has every sub-attribute of `pattern` with an equal value.
-fn matches_pattern(def: &AttributeDef, item: &Value, pattern: &Value) -> bool {
-    match (item, pattern) {
-        (Value::Object(item), Value::Object(pattern)) => pattern.iter().all(|(k, p)| {
-            resource::get_ci(item, k).is_some_and(|v| match def.sub_attribute(k) {
-                Some(sub) => same_value(sub, v, p),
-                None => v == p,
-            })
-        }),
-        _ => same_value(def, item, pattern),
+/// The values a `remove` names, indexed so that each stored value is checked in time
+/// independent of their number. A stored value matches a pattern object when it has every
+/// sub-attribute of the pattern with an equal value ([`resource::same_value`]); any other
+/// pattern when it is equal to it. Pattern objects are grouped by their sub-attribute names,
+/// and each group is a hash set of the values' keys ([`value_key`]).
+struct Patterns<'d> {
+    def: &'d AttributeDef,
+    /// Keys of the patterns that are not objects.
+    scalars: HashSet<String>,
+    /// Sorted sub-attribute names, and the keys of the pattern objects that have exactly those.
+    groups: Vec<(Vec<&'d str>, HashSet<String>)>,
+}
+
+impl<'d> Patterns<'d> {
+    fn new(def: &'d AttributeDef, patterns: &'d [Value]) -> Self {
+        let mut scalars = HashSet::new();
+        let mut groups: Vec<(Vec<&str>, HashSet<String>)> = Vec::new();
+        let mut group_of: HashMap<Vec<&str>, usize> = HashMap::new();
+        for pattern in patterns {
+            let Value::Object(map) = pattern else {
+                scalars.insert(value_key(def, pattern));
+                continue;
+            };
+            let mut names: Vec<&str> = map.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            let key = Self::tuple_key(def, &names, |name| map.get(name));
+            let index = *group_of.entry(names.clone()).or_insert_with(|| {
+                groups.push((names, HashSet::new()));
+                groups.len() - 1
+            });
+            if let Some(key) = key {
+                groups[index].1.insert(key);
+            }
+        }
+        Patterns { def, scalars, groups }
+    }
+
+    /// The key of the values of `names` as `get` finds them, or `None` when one is missing.
+    fn tuple_key<'v>(def: &AttributeDef, names: &[&str], get: impl Fn(&str) -> Option<&'v Value>) -> Option<String> {
+        let mut out = String::from("[");
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let v = get(name)?;
+            match def.sub_attribute(name) {
+                Some(sub) => out.push_str(&value_key(sub, v)),
+                None => json::write_canonical(v, &mut out),
+            }
+        }
+        out.push(']');
+        Some(out)
+    }
+
+    fn matches(&self, item: &Value) -> bool {
+        match item {
+            Value::Object(map) => self.groups.iter().any(|(names, keys)| {
+                Self::tuple_key(self.def, names, |name| get_ci(map, name)).is_some_and(|key| keys.contains(&key))
+            }),
+            other => self.scalars.contains(&value_key(self.def, other)),
+        }
     }
 }
 
@@ -627,23 +707,40 @@ fn merge_into(
     incoming: Map<String, Value>,
     label: &str,
 ) -> Result<(), ScimError> {
+    let mut entries = Vec::with_capacity(incoming.len());
     for (key, value) in incoming {
         let sub = def.sub_attribute(&key);
         if sub.is_some_and(|s| s.mutability == Mutability::ReadOnly) {
             continue;
         }
         let name = sub.map_or_else(|| key.clone(), |s| s.name.clone());
-        remove_key_ci(existing, &name);
         let normalised = match sub {
             Some(sub) => normalise_attr(sub, value, &format!("{label}.{name}"))?,
             None if value.is_null() => None,
             None => Some(value),
         };
-        if let Some(v) = normalised {
-            existing.insert(name, v);
+        entries.push((name, normalised));
+    }
+    merge_entries(existing, entries);
+    Ok(())
+}
+
+/// Sets keys of an object, in order, as if each one in turn removed the keys equal to it
+/// ignoring case and then, unless its value is `None`, inserted itself: in one pass over the
+/// object, not one per key.
+fn merge_entries(existing: &mut Map<String, Value>, entries: Vec<(String, Option<Value>)>) {
+    let mut last: HashMap<String, usize> = HashMap::with_capacity(entries.len());
+    for (i, (key, _)) in entries.iter().enumerate() {
+        last.insert(key.to_ascii_lowercase(), i);
+    }
+    existing.retain(|key, _| !last.contains_key(&key.to_ascii_lowercase()));
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if let Some(value) = value
+            && last.get(&key.to_ascii_lowercase()) == Some(&i)
+        {
+            existing.insert(key, value);
         }
     }
-    Ok(())
 }
 
 /// A sub-attribute without filter: `name.givenName`; on a multi-valued attribute
@@ -684,8 +781,7 @@ fn apply_sub(
         }
     };
     demote_other_primaries(&mut items, &written);
-    put_items(container, &target.name, def, items);
-    Ok(())
+    put_items(container, &target.name, def, items, &label)
 }
 
 /// A sub-attribute's new value, checked against its definition when it has one.
@@ -825,8 +921,7 @@ fn apply_filtered(
         }
     };
     demote_other_primaries(&mut items, &written);
-    put_items(container, &target.name, def, items);
-    Ok(())
+    put_items(container, &target.name, def, items, &label)
 }
 
 /// Merges a raw object (or `value` shorthand) over `element`, keys canonicalised.
@@ -846,11 +941,11 @@ fn merge_raw(element: &mut Map<String, Value>, value: Value, def: &AttributeDef,
             )));
         }
     };
-    for (key, v) in incoming {
-        let name = def.sub_attribute(&key).map_or(key, |s| s.name.clone());
-        remove_key_ci(element, &name);
-        element.insert(name, v);
-    }
+    let entries = incoming
+        .into_iter()
+        .map(|(key, v)| (def.sub_attribute(&key).map_or(key, |s| s.name.clone()), Some(v)))
+        .collect();
+    merge_entries(element, entries);
     Ok(())
 }
 
@@ -966,33 +1061,45 @@ fn apply_undefined(
     let Some(container) = container_mut(doc, &target.container, op != PatchOpKind::Remove)? else {
         return Ok(());
     };
-    let key =
-        container.keys().find(|k| k.eq_ignore_ascii_case(&target.name)).cloned().unwrap_or_else(|| target.name.clone());
+    let key = if container.contains_key(&target.name) {
+        target.name.clone()
+    } else {
+        container.keys().find(|k| k.eq_ignore_ascii_case(&target.name)).cloned().unwrap_or_else(|| target.name.clone())
+    };
+    if op != PatchOpKind::Remove && !container.contains_key(&key) {
+        // Bounds the scans above: one per operation, over at most this many keys.
+        let what = target.container.urn().map_or_else(|| "the resource".to_owned(), str::to_owned);
+        check_attribute_count(container.len() + 1, &what)?;
+    }
     match (&target.sub, op) {
         (None, PatchOpKind::Remove) => remove_key(container, &key),
         (None, _) => {
             let value = required_value(value)?;
             let merged = match (container.get_mut(&key), value) {
                 (Some(Value::Array(existing)), Value::Array(incoming)) if op == PatchOpKind::Add => {
+                    // Appends the values not already present (`==`), through hash keys.
+                    let mut seen: HashSet<String> = existing.iter().map(json::canonical).collect();
                     for item in incoming {
-                        if !existing.contains(&item) {
+                        if seen.insert(json::canonical(&item)) {
                             existing.push(item);
                         }
                     }
+                    check_value_count(existing.len(), &label)?;
                     None
                 }
                 (Some(Value::Object(existing)), Value::Object(incoming)) => {
-                    for (k, v) in incoming {
-                        remove_key_ci(existing, &k);
-                        if !v.is_null() {
-                            existing.insert(k, v);
-                        }
-                    }
+                    merge_entries(
+                        existing,
+                        incoming.into_iter().map(|(k, v)| (k, (!v.is_null()).then_some(v))).collect(),
+                    );
                     None
                 }
                 (_, value) => Some(value),
             };
             if let Some(value) = merged {
+                if let Value::Array(items) = &value {
+                    check_value_count(items.len(), &label)?;
+                }
                 set_key(container, &key, value);
             }
         }
@@ -1055,8 +1162,16 @@ fn take_items(container: &mut Map<String, Value>, name: &str) -> Vec<Value> {
 }
 
 /// Puts values back: an array for multi-valued attributes, the value itself otherwise;
-/// nothing when there are none.
-fn put_items(container: &mut Map<String, Value>, name: &str, def: &AttributeDef, mut items: Vec<Value>) {
+/// nothing when there are none. More than [`resource::MAX_VALUES`] (other than Group members)
+/// are refused at once, so that later operations never work through more.
+fn put_items(
+    container: &mut Map<String, Value>,
+    name: &str,
+    def: &AttributeDef,
+    mut items: Vec<Value>,
+    label: &str,
+) -> Result<(), ScimError> {
+    check_items(def, items.len(), label)?;
     if items.is_empty() {
         remove_key(container, name);
     } else if def.multi_valued || items.len() > 1 {
@@ -1065,6 +1180,12 @@ fn put_items(container: &mut Map<String, Value>, name: &str, def: &AttributeDef,
     } else if let Some(item) = items.pop() {
         set_key(container, name, item);
     }
+    Ok(())
+}
+
+/// [`resource::MAX_VALUES`] for an attribute's values; Group members are bounded per request.
+fn check_items(def: &AttributeDef, count: usize, label: &str) -> Result<(), ScimError> {
+    if resource::is_member_list(def) { Ok(()) } else { check_value_count(count, label) }
 }
 
 fn is_empty_object(value: &Value) -> bool {

@@ -25,7 +25,18 @@
 //!   `canonicalValues` are not enforced (IdPs send their own `type` values); the one exception
 //!   is Group `members.type`, which must be `User` or `Group` because the server resolves
 //!   members by it.
+//!
+//! # Size limits
+//!
+//! One request must not be able to store, or make the server work through, an unbounded
+//! document. [`prepare`] and PATCH refuse (400 invalidValue, naming the limit) a resource whose
+//! compact JSON, without a Group's `members`, exceeds [`MAX_RESOURCE_BYTES`]; an array other
+//! than Group `members` with more than [`MAX_VALUES`] values; more than [`MAX_MEMBERS`] members
+//! in one request; a value of an attribute no schema defines nested more than
+//! [`MAX_CUSTOM_DEPTH`] deep; more than [`MAX_ATTRIBUTES`] attributes at the top level or in one
+//! extension object; and more than [`MAX_SCHEMAS`] different URNs in `schemas`.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde_json::{Map, Number, Value};
@@ -33,13 +44,33 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::ScimError;
+use crate::json::{self, get_ci};
 use crate::path::AttrPath;
 use crate::schema::{self, AttrType, AttributeDef, Mutability, ResourceKind, ResourceType, Returned, Schema};
+
+/// Largest resource accepted: its compact JSON in bytes, not counting a Group's `members`
+/// (bounded by [`MAX_MEMBERS`] instead).
+pub const MAX_RESOURCE_BYTES: usize = 64 * 1024;
+/// Most values an array may hold: a multi-valued attribute other than Group `members`
+/// (`emails`, ...) or an array anywhere in an attribute no schema defines.
+pub const MAX_VALUES: usize = 1000;
+/// Most Group `members` one request may carry: a POST/PUT body's `members`, or the member
+/// values of all a PATCH's operations together.
+pub const MAX_MEMBERS: usize = 100_000;
+/// Deepest nesting of arrays and objects in the value of an attribute (or sub-attribute) no
+/// schema defines: `{"a": [1]}` is 2 deep.
+pub const MAX_CUSTOM_DEPTH: usize = 16;
+/// Most attributes a resource may hold at its top level, or in one extension (or unknown
+/// schema URN) object.
+pub const MAX_ATTRIBUTES: usize = 1000;
+/// Most different schema URNs a resource's `schemas` may list.
+pub const MAX_SCHEMAS: usize = 100;
 
 /// Validates an incoming body for POST/PUT and returns its canonical form (no id, no meta).
 ///
 /// Errors are 400: `invalidSyntax` when the body is not an object, `invalidValue` naming the
-/// attribute, what was expected and what was received otherwise.
+/// attribute, what was expected and what was received otherwise, or the limit exceeded (see
+/// the module's size limits).
 pub fn prepare(kind: ResourceKind, body: Value) -> Result<Value, ScimError> {
     let Value::Object(body) = body else {
         return Err(ScimError::invalid_syntax(format!(
@@ -48,9 +79,46 @@ pub fn prepare(kind: ResourceKind, body: Value) -> Result<Value, ScimError> {
             describe(&body, false)
         )));
     };
+    check_attribute_count(body.len(), &format!("the {}", kind.name()))?;
     let mut declared = Vec::new();
     let assembled = assemble(kind, body, &mut declared)?;
+    if kind == ResourceKind::Group
+        && let Some(Value::Array(members)) = assembled.get("members")
+    {
+        check_member_count(members.len())?;
+    }
     Ok(Value::Object(normalise_resource(kind, assembled, &declared)?))
+}
+
+/// Refuses more than [`MAX_ATTRIBUTES`] attributes in one object (`what` names it).
+pub(crate) fn check_attribute_count(count: usize, what: &str) -> Result<(), ScimError> {
+    if count > MAX_ATTRIBUTES {
+        return Err(ScimError::invalid_value(format!(
+            "{what} has {count} attributes; the limit is {MAX_ATTRIBUTES} (MAX_ATTRIBUTES)"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses more than [`MAX_MEMBERS`] members in one request.
+pub(crate) fn check_member_count(count: usize) -> Result<(), ScimError> {
+    if count > MAX_MEMBERS {
+        return Err(ScimError::invalid_value(format!(
+            "the request carries {count} members; the limit is {MAX_MEMBERS} members per request (MAX_MEMBERS): \
+             send the rest in further PATCH requests"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an array of more than [`MAX_VALUES`] values at `label`.
+pub(crate) fn check_value_count(count: usize, label: &str) -> Result<(), ScimError> {
+    if count > MAX_VALUES {
+        return Err(ScimError::invalid_value(format!(
+            "{label} has {count} values; the limit is {MAX_VALUES} values per attribute (MAX_VALUES)"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks that a replacement does not change immutable attributes of `old` (400 mutability).
@@ -117,6 +185,7 @@ fn check_unchanged(
 }
 
 /// Equality as the attribute defines it: strings that are not `caseExact` ignore case.
+/// [`value_key`] is the matching hash key.
 pub(crate) fn same_value(def: &AttributeDef, a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::String(x), Value::String(y)) if !def.case_exact && def.kind != AttrType::Complex => {
@@ -135,6 +204,52 @@ pub(crate) fn same_value(def: &AttributeDef, a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(xv, yv)| same_value(def, xv, yv))
         }
         _ => a == b,
+    }
+}
+
+/// A string that is equal for two values exactly when [`same_value`] says they are equal, so
+/// that values can be compared through a hash set instead of pairwise.
+pub(crate) fn value_key(def: &AttributeDef, value: &Value) -> String {
+    let mut out = String::new();
+    write_value_key(def, value, &mut out);
+    out
+}
+
+fn write_value_key(def: &AttributeDef, value: &Value, out: &mut String) {
+    match value {
+        // `same_value`'s ASCII-or-Unicode case-insensitive comparison is exactly equality of
+        // the lower-cased strings.
+        Value::String(s) if !def.case_exact && def.kind != AttrType::Complex => {
+            json::write_canonical(&Value::String(s.to_lowercase()), out);
+        }
+        Value::Object(map) if def.kind == AttrType::Complex => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json::write_canonical(&Value::String(k.clone()), out);
+                out.push(':');
+                match def.sub_attribute(k) {
+                    Some(sub) => write_value_key(sub, v, out),
+                    None => json::write_canonical(v, out),
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value_key(def, item, out);
+            }
+            out.push(']');
+        }
+        other => json::write_canonical(other, out),
     }
 }
 
@@ -326,13 +441,16 @@ pub(crate) fn locate_in_extension(kind: ResourceKind, ext: &'static Schema, key:
 /// resource type's schemas are refused; URNs scimd does not know are tolerated, because Entra
 /// ID lists its own (`http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group`)
 /// when it creates groups, and the list is recomputed from the data anyway.
+/// Repeated URNs (in any case) are listed once; more than [`MAX_SCHEMAS`] different ones are
+/// refused.
 pub(crate) fn read_schemas(kind: ResourceKind, value: &Value) -> Result<Vec<String>, ScimError> {
     let items: Vec<&Value> = match value {
         Value::Null => Vec::new(),
         Value::Array(items) => items.iter().collect(),
         single => vec![single],
     };
-    let mut out = Vec::with_capacity(items.len());
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
     for item in items {
         let Value::String(urn) = item else {
             return Err(ScimError::invalid_value(format!(
@@ -350,9 +468,32 @@ pub(crate) fn read_schemas(kind: ResourceKind, value: &Value) -> Result<Vec<Stri
                 kind.resource_type().schemas().map(|s| s.id.as_str()).collect::<Vec<_>>().join(" and ")
             )));
         }
-        out.push(urn.clone());
+        if seen.insert(urn.to_ascii_lowercase()) {
+            out.push(urn.clone());
+            check_schema_count(out.len())?;
+        }
     }
     Ok(out)
+}
+
+/// Adds URNs read by [`read_schemas`] to those declared so far, skipping repeats (in any case).
+pub(crate) fn add_declared(declared: &mut Vec<String>, urns: Vec<String>) -> Result<(), ScimError> {
+    for urn in urns {
+        if !declared.iter().any(|d| d.eq_ignore_ascii_case(&urn)) {
+            declared.push(urn);
+            check_schema_count(declared.len())?;
+        }
+    }
+    Ok(())
+}
+
+fn check_schema_count(count: usize) -> Result<(), ScimError> {
+    if count > MAX_SCHEMAS {
+        return Err(ScimError::invalid_value(format!(
+            "schemas lists more than {MAX_SCHEMAS} different schema URNs; the limit is {MAX_SCHEMAS} (MAX_SCHEMAS)"
+        )));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,7 +507,7 @@ fn assemble(
     declared: &mut Vec<String>,
 ) -> Result<Map<String, Value>, ScimError> {
     if let Some((_, schemas)) = body.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")) {
-        declared.extend(read_schemas(kind, schemas)?);
+        add_declared(declared, read_schemas(kind, schemas)?)?;
     }
     let mut out = Map::new();
     for (key, value) in body {
@@ -375,6 +516,7 @@ fn assemble(
             KeyTarget::Extension(ext) => match value {
                 Value::Null => {}
                 Value::Object(inner) => {
+                    check_attribute_count(inner.len(), &ext.id)?;
                     for (k, v) in inner {
                         let target = locate_in_extension(kind, ext, &k)?;
                         place(&mut out, &target, v)?;
@@ -451,6 +593,7 @@ fn given_twice(label: &str) -> ScimError {
 }
 
 /// The object a container lives in, created when `create` is set. `Ok(None)` when absent.
+/// Creating one in a map that already holds [`MAX_ATTRIBUTES`] keys is refused.
 pub(crate) fn container_mut<'m>(
     map: &'m mut Map<String, Value>,
     container: &Container,
@@ -461,10 +604,16 @@ pub(crate) fn container_mut<'m>(
         Container::Extension(urn) => *urn,
         Container::Foreign(urn) => urn.as_str(),
     };
-    let key = map.keys().find(|k| k.eq_ignore_ascii_case(urn)).cloned();
+    // The exact spelling is the norm (extensions are stored under their canonical URN).
+    let key = if map.contains_key(urn) {
+        Some(urn.to_owned())
+    } else {
+        map.keys().find(|k| k.eq_ignore_ascii_case(urn)).cloned()
+    };
     let key = match key {
         Some(key) => key,
         None if create => {
+            check_attribute_count(map.len() + 1, "the resource")?;
             map.insert(urn.to_owned(), Value::Object(Map::new()));
             urn.to_owned()
         }
@@ -567,7 +716,149 @@ pub(crate) fn normalise_resource(
     let mut result = Map::with_capacity(out.len() + 1);
     result.insert("schemas".to_owned(), Value::Array(schemas));
     result.extend(out);
+    check_limits(kind, &result)?;
     Ok(result)
+}
+
+/// Checks a normalised resource against the size limits: [`MAX_RESOURCE_BYTES`] (without a
+/// Group's `members`), [`MAX_VALUES`] per array (Group `members` excepted: they are bounded per
+/// request, by [`MAX_MEMBERS`]), [`MAX_CUSTOM_DEPTH`] inside attributes no schema defines, and
+/// [`MAX_ATTRIBUTES`] per extension object.
+fn check_limits(kind: ResourceKind, map: &Map<String, Value>) -> Result<(), ScimError> {
+    let rt = kind.resource_type();
+    let is_members = |key: &str| kind == ResourceKind::Group && key == "members";
+    check_attribute_count(map.len(), &format!("the {}", kind.name()))?;
+    let size = json_size(map.iter().filter(|(k, _)| !is_members(k)));
+    if size > MAX_RESOURCE_BYTES {
+        let without = if kind == ResourceKind::Group { " without its members" } else { "" };
+        return Err(ScimError::invalid_value(format!(
+            "the {} is {size} bytes of JSON{without}; the limit is {MAX_RESOURCE_BYTES} bytes (MAX_RESOURCE_BYTES): \
+             store less data in it",
+            kind.name()
+        )));
+    }
+    for (key, value) in map {
+        if key == "schemas" {
+            continue;
+        }
+        if let Some(ext) = rt.extension(key) {
+            if let Value::Object(inner) = value {
+                check_attribute_count(inner.len(), &ext.id)?;
+                for (k, v) in inner {
+                    check_attr_limits(ext.attribute(k), v, &|| qualified(Some(&ext.id), k), false)?;
+                }
+            }
+            continue;
+        }
+        match top_level_def(rt, key) {
+            Some(def) => check_attr_limits(Some(def), value, &|| key.clone(), is_members(key))?,
+            // An unknown schema's object holds its attributes, like an extension's.
+            None if is_urn(key) && value.is_object() => {
+                if let Value::Object(inner) = value {
+                    check_attribute_count(inner.len(), key)?;
+                    for (k, v) in inner {
+                        check_attr_limits(None, v, &|| qualified(Some(key), k), false)?;
+                    }
+                }
+            }
+            None => check_attr_limits(None, value, &|| key.clone(), false)?,
+        }
+    }
+    Ok(())
+}
+
+/// The limits on one attribute's value; `label` names it in errors (built only then).
+fn check_attr_limits(
+    def: Option<&AttributeDef>,
+    value: &Value,
+    label: &dyn Fn() -> String,
+    unbounded_count: bool,
+) -> Result<(), ScimError> {
+    let Some(def) = def else {
+        return check_untyped(value, 0).map_err(|problem| problem.error(&label()));
+    };
+    let elements = match value {
+        Value::Array(items) => {
+            if !unbounded_count {
+                check_value_count(items.len(), &label())?;
+            }
+            items.as_slice()
+        }
+        single => std::slice::from_ref(single),
+    };
+    for element in elements {
+        if let Value::Object(map) = element {
+            for (k, v) in map {
+                let sub_label = || format!("{}.{k}", label());
+                check_attr_limits(def.sub_attribute(k), v, &sub_label, false)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a value of an attribute no schema defines is refused.
+enum Untyped {
+    TooDeep,
+    TooMany(usize),
+}
+
+impl Untyped {
+    fn error(self, label: &str) -> ScimError {
+        match self {
+            Untyped::TooDeep => ScimError::invalid_value(format!(
+                "{label} nests arrays and objects more than {MAX_CUSTOM_DEPTH} levels deep; the limit for attributes \
+                 no schema defines is {MAX_CUSTOM_DEPTH} (MAX_CUSTOM_DEPTH)"
+            )),
+            Untyped::TooMany(count) => ScimError::invalid_value(format!(
+                "{label} holds an array of {count} values; the limit is {MAX_VALUES} values per array (MAX_VALUES)"
+            )),
+        }
+    }
+}
+
+/// Checks nesting and array lengths of an untyped value nested `depth` levels deep already.
+fn check_untyped(value: &Value, depth: usize) -> Result<(), Untyped> {
+    let children: Box<dyn Iterator<Item = &Value>> = match value {
+        Value::Array(items) => {
+            if items.len() > MAX_VALUES {
+                return Err(Untyped::TooMany(items.len()));
+            }
+            Box::new(items.iter())
+        }
+        Value::Object(map) => Box::new(map.values()),
+        _ => return Ok(()),
+    };
+    if depth >= MAX_CUSTOM_DEPTH {
+        return Err(Untyped::TooDeep);
+    }
+    for child in children {
+        check_untyped(child, depth + 1)?;
+    }
+    Ok(())
+}
+
+/// The size of the compact JSON object made of `entries`, in bytes.
+fn json_size<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    let mut punctuation = 2; // `{` and `}`
+    for (i, (key, value)) in entries.enumerate() {
+        punctuation += if i > 0 { 2 } else { 1 }; // `,` and `:`
+        // Writing to a counter cannot fail.
+        let _ = serde_json::to_writer(&mut counter, key);
+        let _ = serde_json::to_writer(&mut counter, value);
+    }
+    counter.0 + punctuation
 }
 
 /// Normalises a top-level or extension attribute: readOnly ones are ignored (RFC 7643 §2.2),
@@ -663,7 +954,7 @@ pub(crate) fn normalise_attr(def: &AttributeDef, value: Value, label: &str) -> R
     let mut seen = HashSet::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         if let Some(v) = normalise_one(def, item, &format!("{label}[{i}]"))?
-            && seen.insert(identity(def, &v))
+            && seen.insert(identity(def, &v).into_owned())
         {
             out.push(v);
         }
@@ -673,14 +964,15 @@ pub(crate) fn normalise_attr(def: &AttributeDef, value: Value, label: &str) -> R
 }
 
 /// What makes two elements of a multi-valued attribute "the same": Group members are the same
-/// member when their `value` is; other elements when they are equal.
-pub(crate) fn identity(def: &AttributeDef, element: &Value) -> String {
+/// member when their `value` is; other elements when they are equal (`==`, so key order does
+/// not matter). A hash key: borrowed for members, which can be many.
+pub(crate) fn identity<'v>(def: &AttributeDef, element: &'v Value) -> Cow<'v, str> {
     if is_member_list(def)
         && let Some(Value::String(value)) = element.get("value")
     {
-        return value.clone();
+        return Cow::Borrowed(value);
     }
-    element.to_string()
+    Cow::Owned(json::canonical(element))
 }
 
 /// Group `members`: references to other resources, identified by `value` and typed.
@@ -876,10 +1168,6 @@ fn is_base64(s: &str) -> bool {
     let padding = s.len() - body.len();
     let alphabet = body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
     alphabet && padding <= 2 && if padding > 0 { s.len().is_multiple_of(4) } else { body.len() % 4 != 1 }
-}
-
-pub(crate) fn get_ci<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
-    map.get(key).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 // ---------------------------------------------------------------------------------------------

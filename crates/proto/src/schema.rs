@@ -32,13 +32,21 @@ pub const BULK_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Bu
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum AttrType {
+    /// A Unicode string (`"string"`).
     String,
+    /// `true` or `false` (`"boolean"`).
     Boolean,
+    /// A number with an optional fraction (`"decimal"`).
     Decimal,
+    /// A whole number (`"integer"`).
     Integer,
+    /// An RFC 3339 timestamp string (`"dateTime"`).
     DateTime,
+    /// Base64-encoded bytes (`"binary"`).
     Binary,
+    /// A URI referring to a resource or an external location (`"reference"`).
     Reference,
+    /// An object of sub-attributes (`"complex"`).
     Complex,
 }
 
@@ -46,9 +54,13 @@ pub enum AttrType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Mutability {
+    /// Set by the server only; clients' values are ignored.
     ReadOnly,
+    /// Clients may set and change it.
     ReadWrite,
+    /// Clients may set it once; it cannot change afterwards.
     Immutable,
+    /// Clients may set it, but it is never returned (passwords).
     WriteOnly,
 }
 
@@ -56,9 +68,13 @@ pub enum Mutability {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Returned {
+    /// In every response, whatever `attributes` / `excludedAttributes` say.
     Always,
+    /// In no response.
     Never,
+    /// Unless excluded by `excludedAttributes` or left out of `attributes`.
     Default,
+    /// Only when named in `attributes`.
     Request,
 }
 
@@ -66,8 +82,11 @@ pub enum Returned {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Uniqueness {
+    /// Values need not be unique.
     None,
+    /// Unique within the service provider.
     Server,
+    /// Globally unique.
     Global,
 }
 
@@ -75,23 +94,35 @@ pub enum Uniqueness {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AttributeDef {
+    /// The attribute's name, spelled as the schema spells it (`userName`).
     pub name: String,
+    /// The data type (`type` in the JSON definition).
     #[serde(rename = "type")]
     pub kind: AttrType,
+    /// Whether the attribute holds an array of values.
     pub multi_valued: bool,
+    /// Human-readable description.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// Whether a resource must have a value for it.
     pub required: bool,
+    /// Suggested values (`work`, `home`, ...); not enforced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub canonical_values: Vec<String>,
+    /// Whether string values compare case-sensitively.
     #[serde(default)]
     pub case_exact: bool,
+    /// When the attribute may be written.
     pub mutability: Mutability,
+    /// When the attribute is returned.
     pub returned: Returned,
+    /// How unique its values are.
     #[serde(default = "uniqueness_none")]
     pub uniqueness: Uniqueness,
+    /// For references, the resource types or kinds (`User`, `external`, `uri`) referred to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reference_types: Vec<String>,
+    /// For complex attributes, the sub-attributes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sub_attributes: Vec<AttributeDef>,
 }
@@ -110,10 +141,14 @@ impl AttributeDef {
 /// A schema (RFC 7643 §7): an id (URN) and its attributes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Schema {
+    /// The schema URN (`urn:ietf:params:scim:schemas:core:2.0:User`).
     pub id: String,
+    /// Human-readable name (`User`).
     pub name: String,
+    /// Human-readable description.
     #[serde(default)]
     pub description: String,
+    /// The top-level attributes.
     pub attributes: Vec<AttributeDef>,
 }
 
@@ -140,7 +175,9 @@ fn find<'a>(attrs: &'a [AttributeDef], name: &str) -> Option<&'a AttributeDef> {
 /// The two resource types scimd serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResourceKind {
+    /// A User (`/Users`).
     User,
+    /// A Group (`/Groups`).
     Group,
 }
 
@@ -150,6 +187,16 @@ impl ResourceKind {
         match self {
             ResourceKind::User => "User",
             ResourceKind::Group => "Group",
+        }
+    }
+
+    /// The resource type called `name`, exactly `User` or `Group` (as [`ResourceKind::name`]
+    /// spells it); `None` for anything else.
+    pub fn from_name(name: &str) -> Option<ResourceKind> {
+        match name {
+            "User" => Some(ResourceKind::User),
+            "Group" => Some(ResourceKind::Group),
+            _ => None,
         }
     }
 
@@ -173,8 +220,11 @@ impl ResourceKind {
 /// A resource type (RFC 7643 §6): a core schema and its extensions.
 #[derive(Debug)]
 pub struct ResourceType {
+    /// Which resource type this is.
     pub kind: ResourceKind,
+    /// Human-readable description, as `/ResourceTypes` serves it.
     pub description: &'static str,
+    /// The core schema.
     pub core: Schema,
     /// Extension schemas and whether each is required.
     pub extensions: Vec<(Schema, bool)>,
@@ -342,6 +392,16 @@ mod tests {
         assert!(all_schemas().all(|s| s.attribute("id").is_none() && s.attribute("meta").is_none()));
         for s in all_schemas() {
             assert!(!s.attributes.is_empty());
+        }
+    }
+
+    #[test]
+    fn kinds_by_exact_name() {
+        for kind in [ResourceKind::User, ResourceKind::Group] {
+            assert_eq!(ResourceKind::from_name(kind.name()), Some(kind));
+        }
+        for other in ["user", "GROUP", "Users", "", " User"] {
+            assert_eq!(ResourceKind::from_name(other), None, "{other}");
         }
     }
 }

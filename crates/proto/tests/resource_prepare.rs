@@ -413,5 +413,8 @@ fn hostile_inputs_do_not_panic() {
         let _ = prepare(ResourceKind::User, body.clone());
         let _ = prepare(ResourceKind::Group, body);
     }
-    assert_eq!(user(json!({"userName": long.clone()}))["userName"], json!(long));
+    // Long values are kept as long as the resource stays within MAX_RESOURCE_BYTES.
+    let fits = "x".repeat(60_000);
+    assert_eq!(user(json!({"userName": fits.clone()}))["userName"], json!(fits));
+    assert_invalid_value(&user_err(json!({"userName": long})), &["65536", "MAX_RESOURCE_BYTES"]);
 }

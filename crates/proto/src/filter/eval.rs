@@ -24,11 +24,12 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{CompValue, CompareOp, Filter};
+use crate::json::get_ci;
 use crate::path::AttrPath;
 use crate::schema::{AttrType, AttributeDef, ResourceType};
 
@@ -252,11 +253,6 @@ fn attribute<'v>(base: &'v Value, scope: Scope<'_>, rt: &ResourceType, path: &At
             get_ci(get_ci(object, &resolved.schema.id)?.as_object()?, &path.name)
         }),
     }
-}
-
-/// The member whose key equals `key` ignoring ASCII case (exact match first, it is the norm).
-fn get_ci<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
-    map.get(key).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 /// `pr`: not null, not an empty string, not an empty array or object.

@@ -17,7 +17,7 @@ mod validate;
 
 pub use eval::compare_values;
 pub(crate) use parse::value_filter;
-pub use parse::{MAX_FILTER_DEPTH, MAX_FILTER_LEN, MAX_FILTER_TERMS, parse};
+pub use parse::{MAX_FILTER_DEPTH, MAX_FILTER_LEN, MAX_FILTER_TERMS, parse, parse_trusted};
 
 /// A filter expression.
 #[derive(Debug, Clone, PartialEq)]

@@ -304,3 +304,80 @@ async fn malformed_bulk_requests_are_refused() {
     assert_scim_error(&r, 400, Some("invalidSyntax"));
     assert_eq!(c.get("/Users").await.body["totalResults"], 0, "nothing ran");
 }
+
+#[tokio::test]
+async fn a_reversed_chain_of_500_references_succeeds() {
+    let s = TestServer::start().await;
+    let c = s.scim();
+    // Group i has group i + 1 as its member; the last operation is a user: every reference is
+    // forward, so the operations must run in reverse.
+    let n = 500;
+    let mut ops: Vec<Value> = (0..n - 1)
+        .map(|i| {
+            json!({ "method": "POST", "path": "/Groups", "bulkId": format!("g{i}"), "data": {
+                "displayName": format!("G{i}"), "members": [{ "value": format!("bulkId:g{}", i + 1) }],
+            } })
+        })
+        .collect();
+    ops.push(post_user(&format!("g{}", n - 1), "leaf"));
+    let r = send(&c, &bulk(Value::Array(ops))).await;
+    let results = results(&r);
+    assert_eq!(results.len(), n);
+    for (i, op) in results.iter().enumerate() {
+        assert_eq!(op["bulkId"], format!("g{i}"), "results are in request order");
+        assert_eq!(op["status"], "201", "{op}");
+    }
+    for i in [0, 250, n - 2] {
+        let group = c.get(&format!("/Groups/{}", id_of(&results[i]))).await;
+        assert_eq!(values(&group.body["members"]), vec![id_of(&results[i + 1])], "G{i}");
+    }
+}
+
+#[tokio::test]
+async fn bulk_id_text_outside_reference_positions_is_stored_literally() {
+    let s = TestServer::start().await;
+    let c = s.scim();
+    let mut u = user("alice");
+    u["displayName"] = json!("bulkId:x");
+    let r = send(
+        &c,
+        &bulk(json!([
+            { "method": "POST", "path": "/Users", "bulkId": "x", "data": u },
+            { "method": "POST", "path": "/Groups", "bulkId": "g", "data": {
+                "displayName": "bulkId:x", "members": [{ "value": "bulkId:x" }],
+            } },
+        ])),
+    )
+    .await;
+    let (uid, gid) = (id_of(result_for(&r, "x")), id_of(result_for(&r, "g")));
+    assert_eq!(c.get(&format!("/Users/{uid}")).await.body["displayName"], "bulkId:x");
+    let group = c.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(group.body["displayName"], "bulkId:x", "{}", group.text);
+    assert_eq!(values(&group.body["members"]), vec![uid]);
+}
+
+#[tokio::test]
+async fn manager_and_patched_members_references_are_resolved() {
+    let s = TestServer::start().await;
+    let c = s.scim();
+    let existing = crate::support::create_group(&c, "Existing", &[]).await;
+    let mut report = user("report");
+    report[crate::support::ENTERPRISE] = json!({ "manager": { "value": "bulkId:boss" } });
+    let r = send(
+        &c,
+        &bulk(json!([
+            { "method": "PATCH", "path": format!("/Groups/{existing}"), "data": patch_op(json!([
+                { "op": "add", "path": "members", "value": [{ "value": "bulkId:report" }] },
+            ])) },
+            { "method": "POST", "path": "/Users", "bulkId": "report", "data": report },
+            post_user("boss", "boss"),
+        ])),
+    )
+    .await;
+    let ops = results(&r);
+    assert!(ops.iter().all(|o| o["status"] == "200" || o["status"] == "201"), "{}", r.text);
+    let (boss, report) = (id_of(result_for(&r, "boss")), id_of(result_for(&r, "report")));
+    let got = c.get(&format!("/Users/{report}")).await;
+    assert_eq!(got.body[crate::support::ENTERPRISE]["manager"]["value"], boss.as_str(), "{}", got.text);
+    assert_eq!(values(&c.get(&format!("/Groups/{existing}")).await.body["members"]), vec![report]);
+}
