@@ -161,9 +161,13 @@ impl Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Idp {
+    /// Okta.
     Okta,
+    /// Microsoft Entra ID (formerly Azure AD).
     EntraId,
+    /// OneLogin.
     OneLogin,
+    /// Any other SCIM client.
     Other,
 }
 

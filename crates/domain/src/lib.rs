@@ -2,6 +2,8 @@
 //! SCIM protocol core to stored resources. It knows nothing about HTTP or SQL: the store is a
 //! trait ([`store::Store`]) and the clock and randomness are injected ([`clock`]).
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 
 pub mod bulk;

@@ -17,7 +17,10 @@ use crate::token::TokenRecord;
 pub enum StoreError {
     /// A uniqueness constraint refused the write; names the attribute (`userName`, `name`).
     #[error("{attribute} is already in use")]
-    Conflict { attribute: String },
+    Conflict {
+        /// The attribute whose value is taken.
+        attribute: String,
+    },
     /// The row to change does not exist.
     #[error("not found")]
     NotFound,

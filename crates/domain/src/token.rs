@@ -100,8 +100,11 @@ impl TokenRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenState {
+    /// Authenticates.
     Active,
+    /// Past its expiry.
     Expired,
+    /// Revoked or superseded.
     Revoked,
 }
 
@@ -140,25 +143,34 @@ pub enum AuthError {
         "the Authorization header is missing: send 'Authorization: Bearer <SCIM token>'. Create a \
          token in the admin console (Deployment settings > New Token) or with 'scimd token new'"
     )]
+    /// No `Authorization` header.
     MissingHeader,
     #[error(
         "the Authorization header is malformed: expected 'Bearer <SCIM token>' (the bearer scheme \
          followed by one space and the token); configure your identity provider to send the token \
          as an HTTP header bearer token"
     )]
+    /// Not `Bearer <token>`.
     MalformedHeader,
     #[error(
         "the bearer token is not a valid scimd token: it is unknown, mistyped or incomplete. Copy \
          the tenant's current SCIM token (it starts with 'scimd_') into your identity provider, or \
          issue a new one in Deployment settings > New Token"
     )]
+    /// No such token.
     UnknownToken,
     #[error(
         "the SCIM token {prefix}… expired on {} ({at}). Generate a new token (Deployment settings > \
          New Token, or 'scimd token new') and paste it into your identity provider's provisioning \
          settings", format_date(*.at)
     )]
-    Expired { prefix: String, at: OffsetDateTime },
+    /// The token expired.
+    Expired {
+        /// The token's public prefix.
+        prefix: String,
+        /// When it expired.
+        at: OffsetDateTime,
+    },
     #[error(
         "the SCIM token {prefix}… was {} on {} ({at}). Paste the tenant's current SCIM token into \
          your identity provider's provisioning settings, or issue a new one in Deployment settings \
@@ -166,13 +178,23 @@ pub enum AuthError {
         if *.reason == RevokeReason::Rotated { "replaced by a newer token" } else { "revoked" },
         format_date(*.at)
     )]
-    Revoked { prefix: String, at: OffsetDateTime, reason: RevokeReason },
+    /// The token was revoked or replaced.
+    Revoked {
+        /// The token's public prefix.
+        prefix: String,
+        /// When it stopped working.
+        at: OffsetDateTime,
+        /// Revoked or rotated.
+        reason: RevokeReason,
+    },
 }
 
 /// The caller a SCIM token identified.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
+    /// The token's tenant.
     pub tenant: Tenant,
+    /// The token.
     pub token: TokenRecord,
 }
 

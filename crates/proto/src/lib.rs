@@ -3,6 +3,8 @@
 //! Everything here takes `&str` / JSON in and returns `Result` out, so it can be fuzzed and
 //! property-tested on its own. The server, the store and the provisioning rules all build on it.
 
+#![warn(missing_docs)]
+
 pub mod bulk;
 pub mod error;
 pub mod filter;

@@ -1527,6 +1527,40 @@ mod tests {
     }
 
     #[test]
+    fn value_keys_agree_with_same_value() {
+        let user = ResourceKind::User.resource_type();
+        let emails = user.core.attribute("emails").unwrap();
+        let user_name = user.core.attribute("userName").unwrap();
+        let mut exact = def("string");
+        exact.case_exact = true;
+        let values = [
+            json!("Bjensen"),
+            json!("bjensen"),
+            json!("BJENSEN"),
+            json!("Émile"),
+            json!("émile"),
+            json!(1),
+            json!(1.0),
+            json!(null),
+            json!(["A", "b"]),
+            json!(["a", "B"]),
+            json!({"value": "A@x", "type": "work"}),
+            json!({"type": "WORK", "value": "a@x"}),
+            json!({"value": "a@x", "type": "work", "custom": "Q"}),
+            json!({"value": "a@x", "type": "work", "custom": "q"}),
+            json!({"value": "a@x", "type": "work", "custom": {"m": 1, "n": 2}}),
+            json!({"type": "work", "custom": {"n": 2, "m": 1}, "value": "a@x"}),
+        ];
+        for d in [emails, user_name, &exact] {
+            for a in &values {
+                for b in &values {
+                    assert_eq!(same_value(d, a, b), value_key(d, a) == value_key(d, b), "{} {a} {b}", d.name);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn describe_truncates_and_hides_sensitive_values() {
         let long = "y".repeat(500);
         assert!(describe(&json!(long), false).len() < 100);

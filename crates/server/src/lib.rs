@@ -2,6 +2,8 @@
 //! `/admin/api/v1`, and `/healthz` / `/readyz`. Handlers are thin: they parse what HTTP carries,
 //! call the domain's [`Service`], and render; every error becomes a response in [`edge`].
 
+#![warn(missing_docs)]
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ mod scim;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The domain service every request goes through.
     pub service: Service,
     /// The externally visible URL of this server (`https://scim.example.com`), when configured;
     /// otherwise URLs are built from the request's `Host`.

@@ -1,6 +1,8 @@
 //! Test kit: start a real scimd server in-process on a free port, over a temporary SQLite
 //! database, with a manual clock; and a small HTTP client for it. Test code only.
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 
 use reqwest::Method;
@@ -20,8 +22,11 @@ pub const OPERATOR_TOKEN: &str = "scimdop_test-operator-token-0123456789";
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// The domain service behind the server, for setting up state directly.
     pub service: Service,
+    /// The server's clock; advance it to test expiry.
     pub clock: Arc<ManualClock>,
+    /// The tenant created at start.
     pub tenant: Tenant,
     /// The tenant's SCIM token.
     pub token: String,
@@ -107,9 +112,13 @@ impl Drop for TestServer {
 /// A response: status, headers and body (JSON when it parses, else `Value::Null`; `text` always).
 #[derive(Debug)]
 pub struct Response {
+    /// HTTP status.
     pub status: u16,
+    /// Response headers.
     pub headers: reqwest::header::HeaderMap,
+    /// The body as JSON (`Null` when it is not JSON).
     pub body: Value,
+    /// The body as text.
     pub text: String,
 }
 

@@ -41,6 +41,12 @@ impl Filter {
     }
 }
 
+/// Every value a top-level `path` reaches in `resource`, read the way filters read it (arrays
+/// flattened one level; empty when absent). For explaining why a filter did not match.
+pub fn values_of<'v>(resource: &'v Value, rt: &ResourceType, path: &AttrPath) -> Vec<&'v Value> {
+    values_at(resource, Scope::Root, rt, path)
+}
+
 /// Compares one attribute value with a filter's comparison value: the single comparison
 /// routine, shared with the SQL store (through an SQLite function) so both agree.
 ///

@@ -11,11 +11,13 @@ use crate::error::ScimError;
 use crate::path::AttrPath;
 
 mod eval;
+mod explain;
 mod parse;
 mod print;
 mod validate;
 
-pub use eval::compare_values;
+pub use eval::{compare_values, values_of};
+pub use explain::{Explanation, FailedClause};
 pub(crate) use parse::value_filter;
 pub use parse::{MAX_FILTER_DEPTH, MAX_FILTER_LEN, MAX_FILTER_TERMS, parse, parse_trusted};
 

@@ -13,7 +13,7 @@ use scimd_domain::query::{ListQuery, Page};
 use scimd_domain::store::StoreError;
 
 use super::backend;
-use super::rows::{RESOURCE_COLUMNS, fold, kind_name, load_relations, resource_from_row};
+use super::rows::{RESOURCE_COLUMNS, fold, load_relations, resource_from_row};
 
 /// SQL text with its positional parameters.
 #[derive(Debug, Default)]
@@ -397,7 +397,7 @@ pub(super) fn run_query(
     filter.push(" FROM resources r WHERE r.tenant_id = ");
     filter.param(tenant.to_owned());
     filter.push(" AND r.kind = ");
-    filter.param(kind_name(kind).to_owned());
+    filter.param(ResourceKind::name(kind).to_owned());
     if let Some(f) = &query.filter {
         filter.push(" AND ");
         compile(f, kind, &mut filter)?;

@@ -11,7 +11,7 @@ use scim_proto::schema::AttrType;
 use scim_proto::{AttrPath, Filter, ResourceKind};
 use serde_json::Value;
 
-use super::rows::{fold, parse_kind};
+use super::rows::fold;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -21,7 +21,7 @@ fn user_error(e: impl Into<BoxError>) -> Error {
 
 fn kind_arg(ctx: &Context<'_>, idx: usize) -> rusqlite::Result<ResourceKind> {
     let text = ctx.get_raw(idx).as_str().map_err(user_error)?;
-    parse_kind(text).ok_or_else(|| user_error(format!("unknown resource kind {text}")))
+    ResourceKind::from_name(text).ok_or_else(|| user_error(format!("unknown resource kind {text}")))
 }
 
 fn doc_arg(ctx: &Context<'_>, idx: usize) -> rusqlite::Result<Value> {
@@ -34,9 +34,10 @@ pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("scim_match", 3, flags, |ctx| {
         let kind = kind_arg(ctx, 0)?;
-        // Parsed once per statement, not once per row.
+        // Parsed once per statement, not once per row. The text is what this process printed from
+        // an already-checked filter, which may be longer than a client may send.
         let filter: Arc<Filter> = ctx.get_or_create_aux(2, |v: ValueRef<'_>| -> Result<Filter, BoxError> {
-            Ok(scim_proto::filter::parse(v.as_str()?)?)
+            Ok(scim_proto::filter::parse_trusted(v.as_str()?)?)
         })?;
         let doc = doc_arg(ctx, 1)?;
         Ok(filter.matches(&doc, kind.resource_type()))
@@ -87,5 +88,5 @@ fn sort_key(doc: &Value, kind: ResourceKind, path: &AttrPath) -> ToSqlOutput<'st
 
 /// Looks a key up case-insensitively (attribute names are case-insensitive).
 fn get_ci<'a>(obj: &'a Value, key: &str) -> Option<&'a Value> {
-    obj.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+    scim_proto::json::get_ci(obj.as_object()?, key)
 }

@@ -22,7 +22,7 @@ use scimd_domain::token::TokenRecord;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
-use rows::{IndexedColumns, Member, kind_name, parse_kind, resource_from_row, tenant_from_row, token_from_row};
+use rows::{IndexedColumns, Member, resource_from_row, tenant_from_row, token_from_row};
 
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
 const READERS: usize = 4;
@@ -337,7 +337,7 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     tenant,
-                    kind_name(res.kind),
+                    ResourceKind::name(res.kind),
                     res.id,
                     cols.user_name,
                     cols.user_name_fold,
@@ -376,7 +376,9 @@ impl Store for SqliteStore {
                     "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = ?3",
                     rows::RESOURCE_COLUMNS
                 ))
-                .and_then(|mut s| s.query_row(params![tenant, id, kind_name(kind)], resource_from_row).optional())
+                .and_then(|mut s| {
+                    s.query_row(params![tenant, id, ResourceKind::name(kind)], resource_from_row).optional()
+                })
                 .map_err(backend)?;
             let Some(res) = res.transpose()? else { return Ok(None) };
             let mut list = vec![res];
@@ -400,7 +402,7 @@ impl Store for SqliteStore {
             let seq: Option<(i64, i64)> = tx
                 .query_row(
                     "SELECT seq, version FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
-                    params![tenant, res.id, kind_name(res.kind)],
+                    params![tenant, res.id, ResourceKind::name(res.kind)],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()
@@ -449,7 +451,7 @@ impl Store for SqliteStore {
             let version: Option<i64> = tx
                 .query_row(
                     "SELECT version FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
-                    params![tenant, id, kind_name(kind)],
+                    params![tenant, id, ResourceKind::name(kind)],
                     |r| r.get(0),
                 )
                 .optional()
@@ -507,7 +509,7 @@ impl Store for SqliteStore {
                     .map_err(backend)?;
                 for row in rows {
                     let (id, kind) = row.map_err(backend)?;
-                    if let Some(kind) = parse_kind(&kind) {
+                    if let Some(kind) = ResourceKind::from_name(&kind) {
                         found.insert(id, kind);
                     }
                 }
@@ -595,7 +597,7 @@ fn write_members(
         let unchanged = existing.get(&m.id) == Some(&m.display);
         if !unchanged {
             upsert
-                .execute(params![tenant, group_id, m.id, kind_name(m.kind), m.display])
+                .execute(params![tenant, group_id, m.id, ResourceKind::name(m.kind), m.display])
                 .map_err(conflict_or_backend)?;
             if !existing.contains_key(&m.id) {
                 touch.execute(params![tenant, m.id, at]).map_err(backend)?;

@@ -18,18 +18,6 @@ pub(super) const TOKEN_COLUMNS: &str =
     "id, tenant_id, prefix, hash, created_at, expires_at, revoked_at, revoke_reason, last_used_at, last_used_agent";
 pub(super) const RESOURCE_COLUMNS: &str = "r.id, r.kind, r.doc, r.created, r.modified, r.version";
 
-pub(super) fn kind_name(kind: ResourceKind) -> &'static str {
-    kind.name()
-}
-
-pub(super) fn parse_kind(name: &str) -> Option<ResourceKind> {
-    match name {
-        "User" => Some(ResourceKind::User),
-        "Group" => Some(ResourceKind::Group),
-        _ => None,
-    }
-}
-
 fn time_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
     let text: String = row.get(idx)?;
     parse_time(&text).ok_or_else(|| {
@@ -70,7 +58,7 @@ pub(super) fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
 pub(super) fn resource_from_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredResource, StoreError>> {
     let kind: String = row.get(1)?;
     let doc: String = row.get(2)?;
-    let Some(kind) = parse_kind(&kind) else {
+    let Some(kind) = ResourceKind::from_name(&kind) else {
         return Ok(Err(StoreError::Backend(format!("unknown resource kind {kind}"))));
     };
     let doc = match serde_json::from_str(&doc) {
@@ -145,7 +133,11 @@ impl IndexedColumns {
                 .iter()
                 .filter_map(|m| {
                     let id = m.get("value")?.as_str()?.to_owned();
-                    let kind = m.get("type").and_then(Value::as_str).and_then(parse_kind).unwrap_or(ResourceKind::User);
+                    let kind = m
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .and_then(ResourceKind::from_name)
+                        .unwrap_or(ResourceKind::User);
                     let display = m.get("display").and_then(Value::as_str).map(str::to_owned);
                     Some(Member { id, kind, display })
                 })
