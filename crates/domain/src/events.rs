@@ -233,3 +233,35 @@ pub struct Event {
     /// Time spent, in milliseconds.
     pub duration_ms: u32,
 }
+
+/// Which events to read, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only this tenant's events (the admin API always sets it; the operator may not).
+    pub tenant_id: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<Outcome>,
+    /// Only this cause.
+    pub cause: Option<Cause>,
+    /// Only events whose subject contains this (case-insensitive).
+    pub subject: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only events before this time.
+    pub until: Option<OffsetDateTime>,
+    /// Cursor: only events with a smaller id.
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// Where events are kept. Part of every [`Store`](crate::store::Store).
+#[async_trait::async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends events (their `id` is ignored and assigned by the store), in one transaction.
+    async fn insert_events(&self, events: &[Event]) -> Result<(), crate::store::StoreError>;
+    /// Reads events, newest first.
+    async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, crate::store::StoreError>;
+    /// Deletes events older than `before`; returns how many.
+    async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, crate::store::StoreError>;
+}

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use scim_proto::ResourceKind;
 use time::OffsetDateTime;
 
+use crate::events::EventStore;
 use crate::query::{ListQuery, Page};
 use crate::resources::StoredResource;
 use crate::tenant::Tenant;
@@ -37,7 +38,7 @@ pub enum StoreError {
 
 /// Persistent state. Every method is one transaction.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: EventStore + Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scim_proto::ScimError;
 use scimd_domain::DomainError;
+use scimd_domain::error::Refusal;
 use scimd_domain::token::AuthError;
 use serde_json::json;
 
@@ -46,6 +47,7 @@ impl From<BodyError> for ScimError {
 pub fn scim_error(e: &DomainError) -> ScimError {
     match e {
         DomainError::Scim(e) => e.clone(),
+        DomainError::Refused(r) => r.error.clone(),
         DomainError::Auth(e) => ScimError::new(401, e.to_string()),
         DomainError::NotFound(msg) => ScimError::not_found(msg.clone()),
         DomainError::Conflict(msg) => ScimError::uniqueness(msg.clone()),
@@ -69,6 +71,9 @@ impl IntoResponse for ScimFailure {
     fn into_response(self) -> Response {
         let err = scim_error(&self.0);
         let mut resp = scim_error_response(&err);
+        if let DomainError::Refused(Refusal { retry_after: Some(seconds), .. }) = &self.0 {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+        }
         if let DomainError::Auth(auth) = &self.0 {
             let challenge = match auth {
                 AuthError::MissingHeader | AuthError::MalformedHeader => "Bearer realm=\"scimd\"",
@@ -102,6 +107,11 @@ impl From<DomainError> for AdminFailure {
             DomainError::Conflict(m) => AdminFailure::new(StatusCode::CONFLICT, "conflict", m),
             DomainError::Invalid(m) => AdminFailure::new(StatusCode::BAD_REQUEST, "invalid_request", m),
             DomainError::Auth(a) => AdminFailure::new(StatusCode::UNAUTHORIZED, "unauthorized", a.to_string()),
+            DomainError::Refused(r) => AdminFailure::new(
+                StatusCode::from_u16(r.error.status).unwrap_or(StatusCode::BAD_REQUEST),
+                r.cause.as_str(),
+                r.error.detail,
+            ),
             DomainError::Scim(s) => AdminFailure::new(
                 StatusCode::from_u16(s.status).unwrap_or(StatusCode::BAD_REQUEST),
                 "invalid_request",

@@ -2,6 +2,7 @@
 //! write acknowledged to a client survives a crash or power loss. One writer connection (SQLite
 //! has one writer anyway) and a small pool of readers that run alongside it.
 
+mod events;
 mod filter_sql;
 mod functions;
 mod rows;
@@ -24,7 +25,10 @@ use tokio::sync::Semaphore;
 
 use rows::{IndexedColumns, Member, resource_from_row, tenant_from_row, token_from_row};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_provisioning.sql"),
+];
 const READERS: usize = 4;
 const DB_FILE: &str = "scimd.db";
 
