@@ -5,7 +5,7 @@ use std::sync::Arc;
 use scimd_domain::clock::{SystemClock, SystemRandom, format_time};
 use scimd_domain::token::TokenRequest;
 use scimd_domain::{Limits, Service};
-use scimd_server::AppState;
+use scimd_server::{AppState, Settings};
 use scimd_store::SqliteStore;
 
 use crate::config::{Cli, Command, FileConfig, ServeConfig, TenantCommand, TokenCommand, data_dir};
@@ -45,6 +45,7 @@ async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<()
     println!("  SCIM base URL:   {origin}/scim/v2   (one URL for every tenant; the token selects the tenant)");
     println!("  Admin API:       {origin}/admin/api/v1   (OpenAPI: {origin}/admin/api/v1/openapi.json)");
     println!("  Data directory:  {}", config.data_dir.display());
+    println!("  Provisioning log: events kept {} days", config.event_retention_days);
     if service.tenants().await.map_err(|e| e.to_string())?.is_empty() {
         let tenant = service.create_tenant(DEFAULT_TENANT).await.map_err(|e| e.to_string())?;
         let issued = service.issue_token(&tenant.id, TokenRequest::default()).await.map_err(|e| e.to_string())?;
@@ -65,7 +66,8 @@ async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<()
         config.data_dir.display()
     );
 
-    let state = AppState { service, public_url: config.public_url.map(Into::into) };
+    let settings = Settings { event_retention: time::Duration::days(i64::from(config.event_retention_days)) };
+    let state = AppState::new(service, config.public_url, settings);
     scimd_server::serve(listener, state, shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))?;
     println!("scimd stopped: every in-flight request finished");
     Ok(())

@@ -24,7 +24,7 @@ pub struct Cli {
 /// Settings every command shares.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// TOML configuration file (keys: listen, data_dir, public_url).
+    /// TOML configuration file (keys: listen, data_dir, public_url, event_retention_days).
     #[arg(long, env = "SCIMD_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Directory of the embedded database [default: ./scimd-data].
@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// by default links are built from the request's Host header.
     #[arg(long, env = "SCIMD_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Days the provisioning log keeps an event [default: 30]; older ones are pruned hourly.
+    #[arg(long, env = "SCIMD_EVENT_RETENTION_DAYS")]
+    pub event_retention_days: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +106,7 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub public_url: Option<String>,
+    pub event_retention_days: Option<u32>,
 }
 
 impl FileConfig {
@@ -120,7 +124,11 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub public_url: Option<String>,
+    pub event_retention_days: u32,
 }
+
+/// Longest event retention accepted, in days (ten years).
+pub const MAX_EVENT_RETENTION_DAYS: u32 = 3650;
 
 /// The data directory after applying flag, environment, file and default, in that order.
 pub fn data_dir(common: &Common, file: &FileConfig) -> PathBuf {
@@ -140,6 +148,15 @@ impl ServeConfig {
         {
             return Err(format!("--public-url \"{url}\" must start with http:// or https://"));
         }
-        Ok(ServeConfig { listen, data_dir: data_dir(common, file), public_url })
+        let event_retention_days = args
+            .event_retention_days
+            .or(file.event_retention_days)
+            .unwrap_or(scimd_server::events::DEFAULT_EVENT_RETENTION_DAYS);
+        if !(1..=MAX_EVENT_RETENTION_DAYS).contains(&event_retention_days) {
+            return Err(format!(
+                "--event-retention-days {event_retention_days} must be between 1 and {MAX_EVENT_RETENTION_DAYS}"
+            ));
+        }
+        Ok(ServeConfig { listen, data_dir: data_dir(common, file), public_url, event_retention_days })
     }
 }

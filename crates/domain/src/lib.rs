@@ -10,6 +10,7 @@ pub mod bulk;
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod provisioning;
 pub mod query;
 pub mod resources;
 pub mod store;

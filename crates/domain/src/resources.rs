@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use scim_proto::list::ListParams;
 use scim_proto::patch::PatchRequest;
 use scim_proto::resource::{check_immutable, prepare};
-use scim_proto::schema::ResourceKind;
+use scim_proto::schema::{PROVISIONING_SCHEMA, ResourceKind};
 use scim_proto::{Filter, ScimError};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -33,6 +33,8 @@ pub struct StoredResource {
     pub modified: OffsetDateTime,
     /// Incremented by every change; the ETag is derived from it.
     pub version: u64,
+    /// A User's provisioning state (profile, region, lifecycle); `None` for Groups.
+    pub placement: Option<crate::provisioning::Placement>,
 }
 
 impl StoredResource {
@@ -60,6 +62,24 @@ impl StoredResource {
                 _ => value.clone(),
             };
             out.insert(key.clone(), value);
+        }
+        if let Some(p) = &self.placement {
+            let mut ext = serde_json::Map::new();
+            ext.insert("state".into(), Value::String(p.state.as_str().into()));
+            ext.insert("since".into(), Value::String(format_time(p.since)));
+            if let Some(cause) = p.pending_cause {
+                ext.insert("pendingCause".into(), Value::String(cause.as_str().into()));
+            }
+            if let Some(id) = &p.profile_id {
+                ext.insert("profileId".into(), Value::String(id.clone()));
+            }
+            if let Some(id) = &p.region_id {
+                ext.insert("regionId".into(), Value::String(id.clone()));
+            }
+            if let Some(Value::Array(schemas)) = out.get_mut("schemas") {
+                schemas.push(Value::String(PROVISIONING_SCHEMA.into()));
+            }
+            out.insert(PROVISIONING_SCHEMA.into(), Value::Object(ext));
         }
         out.insert(
             "meta".into(),
@@ -157,9 +177,13 @@ impl Service {
     /// Creates a resource from a POST body.
     pub async fn create_resource(&self, tenant: &Tenant, kind: ResourceKind, body: Value) -> Result<StoredResource> {
         let mut doc = prepare(kind, body)?;
+        if kind == ResourceKind::User {
+            return self.provision_new_user(tenant, doc).await;
+        }
         self.resolve_members(tenant, kind, None, &mut doc, &HashSet::new()).await?;
         let now = self.clock.now();
-        let res = StoredResource { id: self.new_id(), kind, doc, created: now, modified: now, version: 1 };
+        let res =
+            StoredResource { id: self.new_id(), kind, doc, created: now, modified: now, version: 1, placement: None };
         self.store.insert_resource(&tenant.id, &res).await.map_err(|e| write_error(e, &res))?;
         Ok(res)
     }
@@ -237,13 +261,20 @@ impl Service {
     }
 
     /// Stores `doc` as the next version of `current`; `None` when another write got there first
-    /// (the caller reads again and retries).
+    /// (the caller reads again and retries). Users go through their lifecycle rules.
     async fn save_version(
         &self,
         tenant: &Tenant,
         current: &StoredResource,
         doc: Value,
     ) -> Result<Option<StoredResource>> {
+        if current.kind == ResourceKind::User {
+            return match self.update_user(tenant, current, doc).await {
+                Ok(saved) => Ok(Some(saved)),
+                Err(DomainError::Store(StoreError::VersionMismatch)) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
         let res = StoredResource {
             doc,
             modified: self.clock.now().max(current.modified),
@@ -266,6 +297,11 @@ impl Service {
         id: &str,
         if_match: Option<&EtagCondition>,
     ) -> Result<()> {
+        if kind == ResourceKind::User {
+            let current = self.get_resource(tenant, kind, id, false).await?;
+            check_if_match(if_match, &current)?;
+            return self.delete_user(tenant, &current).await;
+        }
         let expected = match if_match {
             Some(cond) => {
                 let current = self.get_resource(tenant, kind, id, false).await?;

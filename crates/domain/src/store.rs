@@ -8,6 +8,7 @@ use scim_proto::ResourceKind;
 use time::OffsetDateTime;
 
 use crate::events::EventStore;
+use crate::provisioning::{Health, Mapping, Profile, Region, TenantSettings};
 use crate::query::{ListQuery, Page};
 use crate::resources::StoredResource;
 use crate::tenant::Tenant;
@@ -34,6 +35,122 @@ pub enum StoreError {
     /// The database failed. For logs only.
     #[error("{0}")]
     Backend(String),
+}
+
+/// One condition or side effect of a provisioning write, run in order inside its transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Take a seat of the profile, or refuse with `ProfileFull`.
+    TakeSeat {
+        /// The profile.
+        profile_id: String,
+    },
+    /// Give a seat of the profile back.
+    ReleaseSeat {
+        /// The profile.
+        profile_id: String,
+    },
+    /// Claim a normalised email cloud-wide for a user, or refuse with `EmailTaken`; a claim the
+    /// user already holds is kept.
+    ClaimEmail {
+        /// The normalised email.
+        email: String,
+        /// The claiming user.
+        user_id: String,
+    },
+    /// Release a user's claim of an email.
+    ReleaseEmail {
+        /// The normalised email.
+        email: String,
+        /// The user holding it.
+        user_id: String,
+    },
+    /// Remove a user from every group (each group changes at `at`): a user deleted under the
+    /// preserve policy is kept but belongs to no group any more.
+    LeaveGroups {
+        /// The user.
+        user_id: String,
+        /// When.
+        at: OffsetDateTime,
+    },
+    /// Refuse with `RegionUnhealthy` unless the region is healthy.
+    RequireHealthy {
+        /// The region.
+        region_id: String,
+    },
+}
+
+/// Who holds an email another user wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailHolder {
+    /// An active (or pending) user of the same tenant.
+    ThisTenant,
+    /// A preserved or deleted-but-preserved user of the same tenant.
+    PreservedInThisTenant,
+    /// A user of another tenant (nothing more may be said).
+    OtherTenant,
+}
+
+/// Why a provisioning step refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepRefusal {
+    /// The profile has no free seat.
+    ProfileFull {
+        /// Its name.
+        name: String,
+        /// Its limit.
+        max_users: u32,
+    },
+    /// The email is claimed by another user.
+    EmailTaken {
+        /// The email.
+        email: String,
+        /// Who holds it.
+        holder: EmailHolder,
+    },
+    /// The region is not healthy.
+    RegionUnhealthy {
+        /// Its name.
+        name: String,
+        /// Its health.
+        health: Health,
+    },
+}
+
+/// The resource write a provisioning transaction ends with.
+#[derive(Debug, Clone)]
+pub enum ResourceWrite {
+    /// Add a resource.
+    Insert(StoredResource),
+    /// Replace a resource whose stored version is `expected_version`.
+    Update {
+        /// The new state.
+        res: StoredResource,
+        /// The version it replaces.
+        expected_version: u64,
+    },
+    /// Remove a resource (and its memberships).
+    Delete {
+        /// User or Group.
+        kind: ResourceKind,
+        /// Its id.
+        id: String,
+        /// The version it must have, if any.
+        expected_version: Option<u64>,
+        /// When (groups that lose it as a member change at this time).
+        at: OffsetDateTime,
+    },
+}
+
+/// Why a provisioning write did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProvisionError {
+    /// A step refused; nothing was written.
+    #[error("refused: {0:?}")]
+    Refused(StepRefusal),
+    /// The write itself failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Persistent state. Every method is one transaction.
@@ -111,4 +228,51 @@ pub trait Store: EventStore + Send + Sync + 'static {
     ) -> Result<Page, StoreError>;
     /// Which of `ids` exist in the tenant, and as what.
     async fn resource_kinds(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, ResourceKind>, StoreError>;
+
+    /// Runs `steps` in order and then `write`, in one transaction: all of it or nothing.
+    async fn provision(&self, tenant: &str, steps: &[Step], write: &ResourceWrite) -> Result<(), ProvisionError>;
+    /// The user of a tenant with this userName (compared case-insensitively) or, failing that,
+    /// holding this email claim, in any state (also deleted-but-preserved).
+    async fn find_user(
+        &self,
+        tenant: &str,
+        user_name: &str,
+        email: Option<&str>,
+    ) -> Result<Option<StoredResource>, StoreError>;
+    /// A tenant's pending users, oldest first.
+    async fn pending_users(&self, tenant: &str, limit: u32) -> Result<Vec<StoredResource>, StoreError>;
+    /// Tenants with at least one pending user.
+    async fn tenants_with_pending(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Adds a region; `Conflict { attribute: "name" }` when the name is taken.
+    async fn insert_region(&self, region: &Region) -> Result<(), StoreError>;
+    /// Replaces a region's fields.
+    async fn update_region(&self, region: &Region) -> Result<(), StoreError>;
+    /// Every region, by name.
+    async fn regions(&self) -> Result<Vec<Region>, StoreError>;
+    /// A region by id.
+    async fn region(&self, id: &str) -> Result<Option<Region>, StoreError>;
+
+    /// A tenant's settings (defaults when never set).
+    async fn tenant_settings(&self, tenant: &str) -> Result<TenantSettings, StoreError>;
+    /// Replaces a tenant's settings.
+    async fn set_tenant_settings(&self, tenant: &str, settings: &TenantSettings) -> Result<(), StoreError>;
+
+    /// Adds a profile; `Conflict { attribute: "name" }` when the name is taken in the tenant.
+    async fn insert_profile(&self, profile: &Profile) -> Result<(), StoreError>;
+    /// Renames a profile or changes its limit (seats taken are the store's, never overwritten).
+    async fn update_profile(&self, profile: &Profile) -> Result<(), StoreError>;
+    /// A tenant's profiles, by name.
+    async fn profiles(&self, tenant: &str) -> Result<Vec<Profile>, StoreError>;
+    /// A profile by id.
+    async fn profile(&self, tenant: &str, id: &str) -> Result<Option<Profile>, StoreError>;
+
+    /// Adds a mapping.
+    async fn insert_mapping(&self, mapping: &Mapping) -> Result<(), StoreError>;
+    /// Replaces a mapping.
+    async fn update_mapping(&self, mapping: &Mapping) -> Result<(), StoreError>;
+    /// Deletes a mapping.
+    async fn delete_mapping(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
+    /// A tenant's mappings in priority order.
+    async fn mappings(&self, tenant: &str) -> Result<Vec<Mapping>, StoreError>;
 }

@@ -44,7 +44,10 @@ impl crate::Service {
             created_at: self.clock.now(),
         };
         match self.store.insert_tenant(&tenant).await {
-            Ok(()) => Ok(tenant),
+            Ok(()) => {
+                self.seed_tenant(&tenant).await?;
+                Ok(tenant)
+            }
             Err(crate::store::StoreError::Conflict { .. }) => {
                 Err(DomainError::Conflict(format!("a tenant named '{name}' already exists")))
             }

@@ -358,6 +358,17 @@ impl Service {
         Ok(Authenticated { tenant, token: record })
     }
 
+    /// The token an `Authorization` header carries, whatever its state (expired, revoked): for
+    /// the provisioning log, so that a refused request still names its tenant. Never use it to
+    /// authorize anything; [`Service::authenticate`] does that. A store failure reads as `None`
+    /// (the event then has no tenant), since the log must not fail the request.
+    pub async fn identify_token(&self, authorization_header: Option<&str>) -> Option<TokenRecord> {
+        let token = bearer_token(authorization_header).ok()?;
+        let prefix = token_prefix(token)?;
+        let record = self.store.token_by_prefix(prefix).await.ok().flatten()?;
+        hashes_match(&record.hash, &hash_token(token)).then_some(record)
+    }
+
     /// Sets the operator token to a given secret (from `SCIMD_OPERATOR_TOKEN`), or creates one;
     /// returns the secret when it was created now, so that it can be shown once.
     pub async fn ensure_operator_token(&self, given: Option<&str>) -> Result<Option<String>> {

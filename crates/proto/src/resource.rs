@@ -1292,6 +1292,15 @@ impl Projection {
                 out.insert(key.clone(), Value::Object(kept));
             }
         }
+        // `schemas` names what the response carries: an extension projected away goes too.
+        if let Some(Value::Array(schemas)) = out.get("schemas") {
+            let kept: Vec<Value> = schemas
+                .iter()
+                .filter(|s| s.as_str().is_none_or(|urn| urn.eq_ignore_ascii_case(&rt.core.id) || out.contains_key(urn)))
+                .cloned()
+                .collect();
+            out.insert("schemas".into(), Value::Array(kept));
+        }
         Value::Object(out)
     }
 
@@ -1385,7 +1394,8 @@ impl Projection {
                         || subs.iter().any(|n| n.eq_ignore_ascii_case(key))
                             && sub.is_none_or(|s| s.returned != Returned::Never)
                 };
-                if explicitly || returned == Returned::Always || (whole && returned != Returned::Request) {
+                // Naming a whole schema (an extension URN) asks for everything in it, `request` ones too.
+                if explicitly || whole || returned == Returned::Always {
                     filter_subs(def, value, |key, sub| default_sub(sub) || keep_sub(key, sub))
                 } else if !subs.is_empty() {
                     filter_subs(def, value, keep_sub)

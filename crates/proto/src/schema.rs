@@ -15,6 +15,8 @@ use crate::path::AttrPath;
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// URN of the enterprise User extension.
 pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// URN of scimd's read-only provisioning extension of User (state, profile, region).
+pub const PROVISIONING_SCHEMA: &str = "urn:scimd:params:scim:schemas:extension:provisioning:1.0:User";
 /// URN of the core Group schema.
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// URN of the ListResponse message.
@@ -308,7 +310,10 @@ impl ResourceType {
             "endpoint": self.kind.endpoint(),
             "description": self.description,
             "schema": self.core.id,
-            "schemaExtensions": self.extensions.iter().map(|(s, required)| serde_json::json!({
+            // scimd's own read-only extension is served in /Schemas and returned when asked for by
+            // name, but not declared here: clients that build models from resource types would
+            // otherwise try to write it.
+            "schemaExtensions": self.extensions.iter().filter(|(s, _)| s.id != PROVISIONING_SCHEMA).map(|(s, required)| serde_json::json!({
                 "schema": s.id, "required": required,
             })).collect::<Vec<_>>(),
         })
@@ -324,7 +329,10 @@ static USER_TYPE: LazyLock<ResourceType> = LazyLock::new(|| ResourceType {
     kind: ResourceKind::User,
     description: "User Account",
     core: load(include_str!("../schemas/User.json")),
-    extensions: vec![(load(include_str!("../schemas/EnterpriseUser.json")), false)],
+    extensions: vec![
+        (load(include_str!("../schemas/EnterpriseUser.json")), false),
+        (load(include_str!("../schemas/ScimdProvisioning.json")), false),
+    ],
 });
 
 static GROUP_TYPE: LazyLock<ResourceType> = LazyLock::new(|| ResourceType {

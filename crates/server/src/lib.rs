@@ -17,8 +17,24 @@ use tower_http::normalize_path::NormalizePathLayer;
 
 mod admin;
 mod edge;
+pub mod events;
 mod health;
 mod scim;
+
+pub use events::EventRecorder;
+
+/// Settings of the HTTP side that are not part of the domain.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long provisioning log events are kept (default 30 days).
+    pub event_retention: time::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { event_retention: time::Duration::days(i64::from(events::DEFAULT_EVENT_RETENTION_DAYS)) }
+    }
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -28,6 +44,17 @@ pub struct AppState {
     /// The externally visible URL of this server (`https://scim.example.com`), when configured;
     /// otherwise URLs are built from the request's `Host`.
     pub public_url: Option<Arc<str>>,
+    /// Where each SCIM request's event goes (written in the background, pruned past the retention).
+    pub recorder: EventRecorder,
+}
+
+impl AppState {
+    /// The state of a server, with the provisioning log's writer started on the current Tokio
+    /// runtime (so this must be called from within one).
+    pub fn new(service: Service, public_url: Option<String>, settings: Settings) -> Self {
+        let recorder = EventRecorder::start(service.clone(), settings.event_retention);
+        AppState { service, public_url: public_url.map(Into::into), recorder }
+    }
 }
 
 /// The whole application as one router.
@@ -39,18 +66,24 @@ pub fn router(state: AppState) -> Router {
         .nest("/admin/api/v1", admin::router())
         .fallback(edge::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(edge::panic_response))
+        // Outermost, so that a panic's 500 and every fallback are recorded too.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::record_events))
         .with_state(state)
 }
 
 /// Serves the application on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish before returning.
+/// finish and writes every event they recorded before returning.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Trailing slashes (`/scim/v2/Users/`) are common in IdP configurations; treat them as absent.
+    let recorder = state.recorder.clone();
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
     let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    // Every finished request recorded its event; write them all before the process may exit.
+    recorder.flush().await;
+    served
 }

@@ -161,7 +161,7 @@ proptest! {
             // userName is unique per tenant: make each one distinct, keeping the generated case.
             let name = format!("{}{i}", doc["userName"].as_str().unwrap());
             doc["userName"] = json!(name);
-            let res = StoredResource { id: format!("u{i:03}"), kind: ResourceKind::User, doc, created: now, modified: now, version: 1 };
+            let res = StoredResource { id: format!("u{i:03}"), kind: ResourceKind::User, doc, created: now, modified: now, version: 1, placement: None };
             rt.block_on(store.insert_resource("t", &res)).unwrap();
             stored.push(res);
         }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use scimd_domain::clock::{ManualClock, SystemRandom};
+use scimd_domain::events::{Event, EventQuery};
 use scimd_domain::tenant::Tenant;
 use scimd_domain::token::TokenRequest;
 use scimd_domain::{Limits, Service};
-use scimd_server::AppState;
+use scimd_server::{AppState, EventRecorder, Settings};
 use scimd_store::SqliteStore;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -30,6 +31,8 @@ pub struct TestServer {
     pub tenant: Tenant,
     /// The tenant's SCIM token.
     pub token: String,
+    /// The server's provisioning log writer.
+    pub recorder: EventRecorder,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -53,14 +56,29 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState { service: service.clone(), public_url: None };
+        let state = AppState::new(service.clone(), None, Settings::default());
+        let recorder = state.recorder.clone();
         let task = tokio::spawn(async move {
             let _ = scimd_server::serve(listener, state, async {
                 let _ = rx.await;
             })
             .await;
         });
-        TestServer { base, service, clock, tenant, token, shutdown: Some(tx), task: Some(task), _dir: dir }
+        TestServer { base, service, clock, tenant, token, recorder, shutdown: Some(tx), task: Some(task), _dir: dir }
+    }
+
+    /// Waits until every event recorded so far is in the database.
+    pub async fn flush_events(&self) {
+        self.recorder.flush().await;
+    }
+
+    /// Every event in the database, oldest first, after writing those still queued.
+    pub async fn events(&self) -> Vec<Event> {
+        self.flush_events().await;
+        let query = EventQuery { limit: u32::MAX, ..Default::default() };
+        let mut events = self.service.store.events(&query).await.expect("read events");
+        events.reverse();
+        events
     }
 
     /// The SCIM base URL.
@@ -92,6 +110,11 @@ impl TestServer {
 
     /// Stops accepting connections and waits for in-flight requests to finish.
     pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    /// Stops the server as [`TestServer::stop`] does, but keeps the database for inspection.
+    pub async fn shut_down(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

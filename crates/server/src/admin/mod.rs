@@ -1,6 +1,7 @@
 //! The admin API (`/admin/api/v1`): JSON for operators (and, later, the console), authenticated by
 //! the operator token and described by the OpenAPI document at `/admin/api/v1/openapi.json`.
 
+mod events;
 mod tenants;
 
 use axum::Router;
@@ -21,6 +22,8 @@ pub fn router() -> Router<AppState> {
         .route("/tenants/{id}", get(tenants::get))
         .route("/tenants/{id}/tokens", get(tenants::list_tokens).post(tenants::create_token))
         .route("/tenants/{id}/tokens/{token_id}", delete(tenants::revoke_token))
+        .route("/tenants/{id}/events", get(events::tenant_events))
+        .route("/events", get(events::all_events))
         .fallback(|axum::extract::OriginalUri(uri): axum::extract::OriginalUri| async move {
             AdminFailure::new(StatusCode::NOT_FOUND, "not_found", format!("no admin API endpoint at {}", uri.path()))
         })

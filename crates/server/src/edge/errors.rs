@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use scim_proto::ScimError;
 use scimd_domain::DomainError;
 use scimd_domain::error::Refusal;
+use scimd_domain::events::Cause;
 use scimd_domain::token::AuthError;
 use serde_json::json;
 
-use super::{BodyError, SCIM_CONTENT_TYPE};
+use super::{BodyError, EventNote, SCIM_CONTENT_TYPE, outcome_of};
 
 /// A failed SCIM request.
 #[derive(Debug)]
@@ -71,6 +72,9 @@ impl IntoResponse for ScimFailure {
     fn into_response(self) -> Response {
         let err = scim_error(&self.0);
         let mut resp = scim_error_response(&err);
+        let outcome = outcome_of(&self.0, err.status);
+        resp.extensions_mut()
+            .insert(EventNote { outcome: Some(outcome), ..EventNote::failure(self.0.cause(), err.detail) });
         if let DomainError::Refused(Refusal { retry_after: Some(seconds), .. }) = &self.0 {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
         }
@@ -170,7 +174,9 @@ pub async fn not_found(OriginalUri(uri): OriginalUri) -> Response {
              token selects the tenant), with /Users, /Groups, /Bulk, /.search, /ServiceProviderConfig, \
              /ResourceTypes and /Schemas below it: check the tenant URL configured in your identity provider"
         ));
-        return scim_error_response(&err);
+        let mut resp = scim_error_response(&err);
+        resp.extensions_mut().insert(EventNote::failure(Cause::UnknownPath, err.detail));
+        return resp;
     }
     AdminFailure::new(StatusCode::NOT_FOUND, "not_found", format!("nothing is served at {path}")).into_response()
 }
@@ -183,5 +189,8 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     tracing::error!(panic = what, "handler panicked");
-    scim_error_response(&ScimError::new(500, "scimd hit an internal error; retry later"))
+    let err = ScimError::new(500, "scimd hit an internal error; retry later");
+    let mut resp = scim_error_response(&err);
+    resp.extensions_mut().insert(EventNote::failure(Cause::InternalError, err.detail));
+    resp
 }

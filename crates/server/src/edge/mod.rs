@@ -1,10 +1,13 @@
-//! The edge: request bodies in, SCIM JSON out, and the one place where errors become responses.
+//! The edge: request bodies in, SCIM JSON out, the one place where errors become responses, and
+//! the request id and provisioning-log event of every request.
 
 mod body;
 mod errors;
+mod record;
 
 pub use body::{BodyError, read_json};
 pub use errors::{AdminFailure, ScimFailure, not_found, panic_response, scim_error};
+pub use record::{EventNote, NoteSlot, filter_subject, outcome_of, record_events, subject_of};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

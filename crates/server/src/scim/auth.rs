@@ -6,13 +6,16 @@ use axum::http::request::Parts;
 use scimd_domain::tenant::Tenant;
 
 use crate::AppState;
-use crate::edge::ScimFailure;
+use crate::edge::{NoteSlot, ScimFailure};
 
 /// An authenticated SCIM caller.
 pub struct ScimCaller {
+    /// The token's tenant.
     pub tenant: Tenant,
     /// The SCIM base URL, without a trailing slash (`https://host/scim/v2`).
     pub base_url: String,
+    /// The request's provisioning-log note, for the handler to add the subject to.
+    pub note: NoteSlot,
 }
 
 /// The SCIM base URL for a request: the configured public URL, else built from `Host`.
@@ -47,6 +50,8 @@ impl FromRequestParts<AppState> for ScimCaller {
         let header_value = |name| parts.headers.get(name).map(|v| v.to_str().unwrap_or(""));
         let auth =
             state.service.authenticate(header_value(header::AUTHORIZATION), header_value(header::USER_AGENT)).await?;
-        Ok(ScimCaller { tenant: auth.tenant, base_url: base_url(state, parts) })
+        let note = NoteSlot::of(&parts.extensions);
+        note.caller(&auth.tenant.id, &auth.token.id);
+        Ok(ScimCaller { tenant: auth.tenant, base_url: base_url(state, parts), note })
     }
 }

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use scim_proto::ScimError;
 
 use crate::AppState;
-use crate::edge::{ScimFailure, not_found};
+use crate::edge::{NoteSlot, ScimFailure, not_found};
 
 pub use auth::ScimCaller;
 
@@ -65,7 +65,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Segment {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Path::<String>::from_request_parts(parts, state).await {
-            Ok(Path(segment)) => Ok(Segment(segment)),
+            Ok(Path(segment)) => {
+                // The resource id is the subject unless the body names one.
+                NoteSlot::of(&parts.extensions).subject_if_unknown(&segment);
+                Ok(Segment(segment))
+            }
             Err(e) => Err(ScimError::not_found(format!(
                 "nothing is found at {}: {}; use the ids scimd returned",
                 parts.uri.path(),

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::{ScimCaller, Segment};
 use crate::AppState;
-use crate::edge::{ScimFailure, ScimJson, read_json};
+use crate::edge::{ScimFailure, ScimJson, filter_subject, read_json, subject_of};
 
 type Reply = Result<Response, ScimFailure>;
 
@@ -69,6 +69,7 @@ fn resource_reply(status: StatusCode, res: &StoredResource, caller: &ScimCaller,
 }
 
 async fn list(kinds: &[ResourceKind], state: &AppState, caller: &ScimCaller, params: ListParams) -> Reply {
+    caller.note.subject(filter_subject(params.filter.as_ref()));
     let service = &state.service;
     let query = service.list_query(kinds, &params)?;
     // Each resource is projected by its own type's schema.
@@ -119,6 +120,7 @@ async fn create(
     let pairs = query_pairs(raw.as_deref());
     let projection = projection(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"), kind)?;
     let body = read_json(&headers, body, state.service.limits.max_body).await.map_err(ScimError::from)?;
+    caller.note.subject(subject_of(&body));
     let res = state.service.create_resource(&caller.tenant, kind, body).await?;
     let res = with_relations(&state, &caller, res, &projection).await?;
     Ok(resource_reply(StatusCode::CREATED, &res, &caller, &projection))
@@ -175,6 +177,7 @@ async fn write(
     let pairs = query_pairs(raw.as_deref());
     let projection = projection(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"), kind)?;
     let body = read_json(&headers, body, state.service.limits.max_body).await.map_err(ScimError::from)?;
+    caller.note.subject(subject_of(&body));
     let if_match = etag_header(&headers, header::IF_MATCH)?;
     let service = &state.service;
     let res = match op {

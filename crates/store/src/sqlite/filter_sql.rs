@@ -397,7 +397,9 @@ pub(super) fn run_query(
     filter.push(" FROM resources r WHERE r.tenant_id = ");
     filter.param(tenant.to_owned());
     filter.push(" AND r.kind = ");
-    filter.param(ResourceKind::name(kind).to_owned());
+    filter.param(kind.name().to_owned());
+    filter.push(" AND ");
+    filter.push(super::VISIBLE);
     if let Some(f) = &query.filter {
         filter.push(" AND ");
         compile(f, kind, &mut filter)?;

@@ -5,6 +5,7 @@
 mod events;
 mod filter_sql;
 mod functions;
+mod provisioning;
 mod rows;
 
 use std::collections::{HashMap, HashSet};
@@ -15,21 +16,24 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use scim_proto::ResourceKind;
 use scimd_domain::clock::format_time;
+use scimd_domain::provisioning::{Mapping, Profile, Region, TenantSettings};
 use scimd_domain::query::{ListQuery, Page};
 use scimd_domain::resources::StoredResource;
-use scimd_domain::store::{Store, StoreError};
+use scimd_domain::store::{ProvisionError, ResourceWrite, Step, Store, StoreError};
 use scimd_domain::tenant::Tenant;
 use scimd_domain::token::TokenRecord;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
-use rows::{IndexedColumns, Member, resource_from_row, tenant_from_row, token_from_row};
+use rows::{IndexedColumns, Member, PlacementColumns, resource_from_row, tenant_from_row, token_from_row};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_provisioning.sql"),
 ];
 const READERS: usize = 4;
+/// Resources SCIM may see: users the IdP deleted under the preserve policy are kept but hidden.
+pub(super) const VISIBLE: &str = "(r.state IS NULL OR r.state <> 'deleted')";
 const DB_FILE: &str = "scimd.db";
 
 /// The store on an embedded SQLite database.
@@ -98,11 +102,13 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
     }
 
-    /// Runs `f` in one immediate transaction on the writer connection, off the async runtime.
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs `f` in one immediate transaction on the writer connection, off the async runtime;
+    /// an `Err` from `f` rolls the transaction back.
+    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
@@ -333,37 +339,7 @@ impl Store for SqliteStore {
 
     async fn insert_resource(&self, tenant: &str, res: &StoredResource) -> Result<(), StoreError> {
         let (tenant, res) = (tenant.to_owned(), res.clone());
-        self.write(move |tx| {
-            let cols = IndexedColumns::of(&res);
-            tx.execute(
-                "INSERT INTO resources (tenant_id, kind, id, user_name, user_name_fold, external_id,
-                     display_name, display_name_fold, active, created, modified, version, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
-                    tenant,
-                    ResourceKind::name(res.kind),
-                    res.id,
-                    cols.user_name,
-                    cols.user_name_fold,
-                    cols.external_id,
-                    cols.display_name,
-                    cols.display_name_fold,
-                    cols.active,
-                    format_time(res.created),
-                    format_time(res.modified),
-                    res.version as i64,
-                    cols.doc,
-                ],
-            )
-            .map_err(conflict_or_backend)?;
-            let seq = tx.last_insert_rowid();
-            write_emails(tx, &tenant, seq, &cols, false)?;
-            if res.kind == ResourceKind::Group {
-                write_members(tx, &tenant, &res.id, &cols.members, false, res.modified)?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |tx| insert_row(tx, &tenant, &res)).await
     }
 
     async fn resource(
@@ -377,7 +353,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let res = c
                 .prepare_cached(&format!(
-                    "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = ?3",
+                    "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = ?3 AND {VISIBLE}",
                     rows::RESOURCE_COLUMNS
                 ))
                 .and_then(|mut s| {
@@ -401,45 +377,7 @@ impl Store for SqliteStore {
         expected_version: u64,
     ) -> Result<(), StoreError> {
         let (tenant, res) = (tenant.to_owned(), res.clone());
-        self.write(move |tx| {
-            let cols = IndexedColumns::of(&res);
-            let seq: Option<(i64, i64)> = tx
-                .query_row(
-                    "SELECT seq, version FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
-                    params![tenant, res.id, ResourceKind::name(res.kind)],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(backend)?;
-            let Some((seq, version)) = seq else { return Err(StoreError::NotFound) };
-            if version as u64 != expected_version {
-                return Err(StoreError::VersionMismatch);
-            }
-            tx.execute(
-                "UPDATE resources SET user_name = ?2, user_name_fold = ?3, external_id = ?4, display_name = ?5,
-                     display_name_fold = ?6, active = ?7, modified = ?8, version = ?9, doc = ?10
-                 WHERE seq = ?1",
-                params![
-                    seq,
-                    cols.user_name,
-                    cols.user_name_fold,
-                    cols.external_id,
-                    cols.display_name,
-                    cols.display_name_fold,
-                    cols.active,
-                    format_time(res.modified),
-                    res.version as i64,
-                    cols.doc,
-                ],
-            )
-            .map_err(conflict_or_backend)?;
-            write_emails(tx, &tenant, seq, &cols, true)?;
-            if res.kind == ResourceKind::Group {
-                write_members(tx, &tenant, &res.id, &cols.members, true, res.modified)?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |tx| update_row(tx, &tenant, &res, expected_version)).await
     }
 
     async fn delete_resource(
@@ -451,36 +389,7 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
-        self.write(move |tx| {
-            let version: Option<i64> = tx
-                .query_row(
-                    "SELECT version FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
-                    params![tenant, id, ResourceKind::name(kind)],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            let Some(version) = version else { return Err(StoreError::NotFound) };
-            if expected_version.is_some_and(|v| v != version as u64) {
-                return Err(StoreError::VersionMismatch);
-            }
-            // The groups it was a member of lose a member, and the users in it (if a group) lose
-            // a group: each of them changes, so that their ETags do.
-            tx.execute(
-                "UPDATE resources SET version = version + 1, modified = MAX(modified, ?3)
-                 WHERE tenant_id = ?1 AND id IN (
-                     SELECT group_id FROM group_members WHERE tenant_id = ?1 AND member_id = ?2
-                     UNION SELECT member_id FROM group_members
-                           WHERE tenant_id = ?1 AND group_id = ?2 AND member_kind = 'User')",
-                params![tenant, id, format_time(at)],
-            )
-            .map_err(backend)?;
-            // Memberships on either side go with it (ON DELETE CASCADE).
-            tx.execute("DELETE FROM resources WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
-                .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx| delete_row(tx, &tenant, kind, &id, expected_version, at)).await
     }
 
     async fn query(
@@ -501,7 +410,7 @@ impl Store for SqliteStore {
             // Batches keep each statement under SQLite's parameter limit.
             for chunk in ids.chunks(500) {
                 let sql = format!(
-                    "SELECT id, kind FROM resources WHERE tenant_id = ? AND id IN ({})",
+                    "SELECT id, kind FROM resources r WHERE tenant_id = ? AND {VISIBLE} AND id IN ({})",
                     vec!["?"; chunk.len()].join(", ")
                 );
                 let mut stmt = c.prepare(&sql).map_err(backend)?;
@@ -522,6 +431,308 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn provision(&self, tenant: &str, steps: &[Step], write: &ResourceWrite) -> Result<(), ProvisionError> {
+        let (tenant, steps, write) = (tenant.to_owned(), steps.to_vec(), write.clone());
+        self.write(move |tx| provisioning::provision(tx, &tenant, &steps, &write)).await
+    }
+
+    async fn find_user(
+        &self,
+        tenant: &str,
+        user_name: &str,
+        email: Option<&str>,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let (tenant, name, email) = (tenant.to_owned(), rows::fold(user_name), email.map(str::to_owned));
+        self.read(move |c| provisioning::find_user(c, &tenant, &name, email.as_deref())).await
+    }
+
+    async fn pending_users(&self, tenant: &str, limit: u32) -> Result<Vec<StoredResource>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.state = 'pending'
+                     ORDER BY r.state_since, r.seq LIMIT ?2",
+                    rows::RESOURCE_COLUMNS
+                ))
+                .map_err(backend)?;
+            let rows = stmt.query_map(params![tenant, limit], resource_from_row).map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(row.map_err(backend)??);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn tenants_with_pending(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached("SELECT DISTINCT tenant_id FROM resources WHERE state = 'pending'")
+                .map_err(backend)?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_region(&self, region: &Region) -> Result<(), StoreError> {
+        let r = region.clone();
+        self.write(move |tx| provisioning::upsert_region(tx, &r, true)).await
+    }
+
+    async fn update_region(&self, region: &Region) -> Result<(), StoreError> {
+        let r = region.clone();
+        self.write(move |tx| provisioning::upsert_region(tx, &r, false)).await
+    }
+
+    async fn regions(&self) -> Result<Vec<Region>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(&format!("SELECT {} FROM regions ORDER BY name", provisioning::REGION_COLUMNS))
+                .map_err(backend)?;
+            let rows = stmt.query_map([], provisioning::region_from_row).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn region(&self, id: &str) -> Result<Option<Region>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {} FROM regions WHERE id = ?1", provisioning::REGION_COLUMNS))
+                .and_then(|mut s| s.query_row([id], provisioning::region_from_row).optional())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn tenant_settings(&self, tenant: &str) -> Result<TenantSettings, StoreError> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| provisioning::settings(c, &tenant)).await
+    }
+
+    async fn set_tenant_settings(&self, tenant: &str, settings: &TenantSettings) -> Result<(), StoreError> {
+        let tenant = tenant.to_owned();
+        let text = serde_json::to_string(settings).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.write(move |tx| {
+            let n =
+                tx.execute("UPDATE tenants SET settings = ?2 WHERE id = ?1", params![tenant, text]).map_err(backend)?;
+            if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn insert_profile(&self, profile: &Profile) -> Result<(), StoreError> {
+        let p = profile.clone();
+        self.write(move |tx| provisioning::insert_profile(tx, &p, OffsetDateTime::now_utc())).await
+    }
+
+    async fn update_profile(&self, profile: &Profile) -> Result<(), StoreError> {
+        let p = profile.clone();
+        self.write(move |tx| provisioning::update_profile(tx, &p)).await
+    }
+
+    async fn profiles(&self, tenant: &str) -> Result<Vec<Profile>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM profiles WHERE tenant_id = ?1 ORDER BY name",
+                    provisioning::PROFILE_COLUMNS
+                ))
+                .map_err(backend)?;
+            let rows = stmt.query_map([tenant], provisioning::profile_from_row).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn profile(&self, tenant: &str, id: &str) -> Result<Option<Profile>, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM profiles WHERE tenant_id = ?1 AND id = ?2",
+                provisioning::PROFILE_COLUMNS
+            ))
+            .and_then(|mut s| s.query_row(params![tenant, id], provisioning::profile_from_row).optional())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_mapping(&self, mapping: &Mapping) -> Result<(), StoreError> {
+        let m = mapping.clone();
+        self.write(move |tx| provisioning::write_mapping(tx, &m, true, OffsetDateTime::now_utc())).await
+    }
+
+    async fn update_mapping(&self, mapping: &Mapping) -> Result<(), StoreError> {
+        let m = mapping.clone();
+        self.write(move |tx| provisioning::write_mapping(tx, &m, false, OffsetDateTime::now_utc())).await
+    }
+
+    async fn delete_mapping(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.write(move |tx| {
+            let n = tx
+                .execute("DELETE FROM mappings WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
+                .map_err(backend)?;
+            if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn mappings(&self, tenant: &str) -> Result<Vec<Mapping>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM mappings WHERE tenant_id = ?1 ORDER BY priority, created_at, id",
+                    provisioning::MAPPING_COLUMNS
+                ))
+                .map_err(backend)?;
+            let rows = stmt.query_map([tenant], provisioning::mapping_from_row).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+}
+
+/// Inserts a resource row with its emails and memberships.
+fn insert_row(tx: &rusqlite::Transaction<'_>, tenant: &str, res: &StoredResource) -> Result<(), StoreError> {
+    let cols = IndexedColumns::of(res);
+    let p = PlacementColumns::of(res.placement.as_ref());
+    tx.execute(
+        "INSERT INTO resources (tenant_id, kind, id, user_name, user_name_fold, external_id, display_name,
+             display_name_fold, active, created, modified, version, doc, state, state_since, profile_id, region_id,
+             pending_cause, preserved_by, managed_by, claimed_email)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+        params![
+            tenant,
+            res.kind.name(),
+            res.id,
+            cols.user_name,
+            cols.user_name_fold,
+            cols.external_id,
+            cols.display_name,
+            cols.display_name_fold,
+            cols.active,
+            format_time(res.created),
+            format_time(res.modified),
+            res.version as i64,
+            cols.doc,
+            p.state,
+            p.since,
+            p.profile_id,
+            p.region_id,
+            p.pending_cause,
+            p.preserved_by,
+            p.managed_by,
+            p.claimed_email,
+        ],
+    )
+    .map_err(conflict_or_backend)?;
+    let seq = tx.last_insert_rowid();
+    write_emails(tx, tenant, seq, &cols, false)?;
+    if res.kind == ResourceKind::Group {
+        write_members(tx, tenant, &res.id, &cols.members, false, res.modified)?;
+    }
+    Ok(())
+}
+
+/// Replaces a resource row whose version is `expected_version`.
+fn update_row(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    res: &StoredResource,
+    expected_version: u64,
+) -> Result<(), StoreError> {
+    let cols = IndexedColumns::of(res);
+    let p = PlacementColumns::of(res.placement.as_ref());
+    let current: Option<(i64, i64)> = tx
+        .query_row(
+            "SELECT seq, version FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
+            params![tenant, res.id, res.kind.name()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    let Some((seq, version)) = current else { return Err(StoreError::NotFound) };
+    if version as u64 != expected_version {
+        return Err(StoreError::VersionMismatch);
+    }
+    tx.execute(
+        "UPDATE resources SET user_name = ?2, user_name_fold = ?3, external_id = ?4, display_name = ?5,
+             display_name_fold = ?6, active = ?7, modified = ?8, version = ?9, doc = ?10, state = ?11,
+             state_since = ?12, profile_id = ?13, region_id = ?14, pending_cause = ?15, preserved_by = ?16,
+             managed_by = ?17, claimed_email = ?18
+         WHERE seq = ?1",
+        params![
+            seq,
+            cols.user_name,
+            cols.user_name_fold,
+            cols.external_id,
+            cols.display_name,
+            cols.display_name_fold,
+            cols.active,
+            format_time(res.modified),
+            res.version as i64,
+            cols.doc,
+            p.state,
+            p.since,
+            p.profile_id,
+            p.region_id,
+            p.pending_cause,
+            p.preserved_by,
+            p.managed_by,
+            p.claimed_email,
+        ],
+    )
+    .map_err(conflict_or_backend)?;
+    write_emails(tx, tenant, seq, &cols, true)?;
+    if res.kind == ResourceKind::Group {
+        write_members(tx, tenant, &res.id, &cols.members, true, res.modified)?;
+    }
+    Ok(())
+}
+
+/// Deletes a resource row; groups that held it and users it held change with it.
+fn delete_row(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+    expected_version: Option<u64>,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let version: Option<i64> = tx
+        .query_row(
+            "SELECT version FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
+            params![tenant, id, kind.name()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    let Some(version) = version else { return Err(StoreError::NotFound) };
+    if expected_version.is_some_and(|v| v != version as u64) {
+        return Err(StoreError::VersionMismatch);
+    }
+    // The groups it was a member of lose a member, and the users in it (if a group) lose a
+    // group: each of them changes, so that their ETags do.
+    tx.execute(
+        "UPDATE resources SET version = version + 1, modified = MAX(modified, ?3)
+         WHERE tenant_id = ?1 AND id IN (
+             SELECT group_id FROM group_members WHERE tenant_id = ?1 AND member_id = ?2
+             UNION SELECT member_id FROM group_members
+                   WHERE tenant_id = ?1 AND group_id = ?2 AND member_kind = 'User')",
+        params![tenant, id, format_time(at)],
+    )
+    .map_err(backend)?;
+    // Memberships on either side go with it (ON DELETE CASCADE).
+    tx.execute("DELETE FROM resources WHERE tenant_id = ?1 AND id = ?2", params![tenant, id]).map_err(backend)?;
+    Ok(())
 }
 
 fn write_emails(

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use rusqlite::{Connection, Row, params_from_iter};
 use scim_proto::ResourceKind;
 use scimd_domain::clock::parse_time;
+use scimd_domain::events::Cause;
+use scimd_domain::provisioning::{Actor, Manager, Placement, UserState};
 use scimd_domain::resources::StoredResource;
 use scimd_domain::store::StoreError;
 use scimd_domain::tenant::Tenant;
@@ -16,7 +18,8 @@ use super::backend;
 
 pub(super) const TOKEN_COLUMNS: &str =
     "id, tenant_id, prefix, hash, created_at, expires_at, revoked_at, revoke_reason, last_used_at, last_used_agent";
-pub(super) const RESOURCE_COLUMNS: &str = "r.id, r.kind, r.doc, r.created, r.modified, r.version";
+pub(super) const RESOURCE_COLUMNS: &str = "r.id, r.kind, r.doc, r.created, r.modified, r.version, r.state, \
+     r.state_since, r.profile_id, r.region_id, r.pending_cause, r.preserved_by, r.managed_by, r.claimed_email";
 
 fn time_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
     let text: String = row.get(idx)?;
@@ -72,7 +75,67 @@ pub(super) fn resource_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Stored
         created: time_column(row, 3)?,
         modified: time_column(row, 4)?,
         version: row.get::<_, i64>(5)? as u64,
+        placement: placement_from_row(row)?,
     }))
+}
+
+/// The placement columns (6..=13) of a resource row; `None` for Groups.
+fn placement_from_row(row: &Row<'_>) -> rusqlite::Result<Option<Placement>> {
+    let Some(state) = row.get::<_, Option<String>>(6)?.as_deref().and_then(UserState::parse) else {
+        return Ok(None);
+    };
+    let actor = |name: Option<String>| match name.as_deref() {
+        Some("admin") => Some(Actor::Admin),
+        Some("idp") => Some(Actor::Idp),
+        _ => None,
+    };
+    Ok(Some(Placement {
+        state,
+        since: optional_time(row, 7)?.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        profile_id: row.get(8)?,
+        region_id: row.get(9)?,
+        pending_cause: row.get::<_, Option<String>>(10)?.as_deref().and_then(Cause::parse),
+        preserved_by: actor(row.get(11)?),
+        managed_by: match row.get::<_, Option<String>>(12)?.as_deref() {
+            Some("admin") => Manager::Admin,
+            _ => Manager::Idp,
+        },
+        claimed_email: row.get(13)?,
+    }))
+}
+
+/// A placement as the text of its columns, in [`RESOURCE_COLUMNS`] order from `state`.
+pub(super) struct PlacementColumns {
+    pub state: Option<&'static str>,
+    pub since: Option<String>,
+    pub profile_id: Option<String>,
+    pub region_id: Option<String>,
+    pub pending_cause: Option<&'static str>,
+    pub preserved_by: Option<&'static str>,
+    pub managed_by: Option<&'static str>,
+    pub claimed_email: Option<String>,
+}
+
+impl PlacementColumns {
+    pub fn of(placement: Option<&Placement>) -> Self {
+        let actor = |a: Actor| match a {
+            Actor::Admin => "admin",
+            Actor::Idp => "idp",
+        };
+        PlacementColumns {
+            state: placement.map(|p| p.state.as_str()),
+            since: placement.map(|p| scimd_domain::clock::format_time(p.since)),
+            profile_id: placement.and_then(|p| p.profile_id.clone()),
+            region_id: placement.and_then(|p| p.region_id.clone()),
+            pending_cause: placement.and_then(|p| p.pending_cause.map(Cause::as_str)),
+            preserved_by: placement.and_then(|p| p.preserved_by.map(actor)),
+            managed_by: placement.map(|p| match p.managed_by {
+                Manager::Admin => "admin",
+                Manager::Idp => "idp",
+            }),
+            claimed_email: placement.and_then(|p| p.claimed_email.clone()),
+        }
+    }
 }
 
 /// One email of a User, as indexed.

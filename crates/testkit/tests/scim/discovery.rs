@@ -17,6 +17,9 @@ fn attribute<'a>(schema: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("attribute {name} in {}", schema["id"]))
 }
 
+/// scimd's read-only provisioning extension of User.
+const PROVISIONING: &str = "urn:scimd:params:scim:schemas:extension:provisioning:1.0:User";
+
 #[tokio::test]
 async fn service_provider_config_advertises_features_and_limits() {
     let limits = Limits {
@@ -67,6 +70,7 @@ async fn resource_types_list_and_by_name() {
     assert_eq!(user["name"], "User");
     assert_eq!(user["endpoint"], "/Users");
     assert_eq!(user["schema"], USER_SCHEMA);
+    // scimd's read-only provisioning extension is in /Schemas but not declared (returned on request).
     assert_eq!(user["schemaExtensions"], json!([{ "schema": ENTERPRISE, "required": false }]));
     assert_eq!(user["meta"]["location"], format!("{}/ResourceTypes/User", s.scim_url()));
     assert_eq!(user["meta"]["resourceType"], "ResourceType");
@@ -86,11 +90,11 @@ async fn schemas_list_and_by_urn() {
     let c = s.scim();
     let r = c.get("/Schemas").await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["totalResults"], 3);
+    assert_eq!(r.body["totalResults"], 4);
     let mut ids: Vec<&str> =
         r.body["Resources"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap()).collect();
     ids.sort();
-    let mut expected = vec![USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE];
+    let mut expected = vec![USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE, PROVISIONING];
     expected.sort();
     assert_eq!(ids, expected);
 

@@ -207,13 +207,18 @@ async fn cannot_add_as_group_member() {
 #[tokio::test]
 async fn user_name_uniqueness_is_per_tenant() {
     let t = Two::new().await;
-    // The same userName as B's, in A: created, no 409 that would reveal B's user.
-    let r = t.a.post("/Users", &user("b.user")).await;
+    // The same userName as B's, in A: created, no 409 that would reveal B's user. (Emails are
+    // unique across the cloud, so this user has its own.)
+    let mut namesake = user("b.user");
+    namesake["emails"] = json!([{ "value": "namesake@a.example", "type": "work" }]);
+    let r = t.a.post("/Users", &namesake).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let mine = r.body["id"].as_str().unwrap().to_owned();
     assert_ne!(mine, t.b_user);
     // And the other way round, in another case.
-    assert_eq!(t.b.post("/Users", &user("A.USER")).await.status, 201);
+    let mut namesake = user("A.USER");
+    namesake["emails"] = json!([{ "value": "namesake@b.example", "type": "work" }]);
+    assert_eq!(t.b.post("/Users", &namesake).await.status, 201);
     // Each tenant finds only its own.
     let f = enc("userName eq \"b.user\"");
     assert_eq!(ids(&t.a.get(&format!("/Users?filter={f}")).await), vec![mine.clone()]);

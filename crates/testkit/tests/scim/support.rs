@@ -162,3 +162,10 @@ pub fn chunked_post(base: &str, path: &str, token: &str, body: &[u8]) -> Vec<u8>
     req.extend_from_slice(b"0\r\n\r\n");
     req
 }
+
+/// The one event recorded since the server held `before` events (asserting there is exactly one).
+pub async fn the_new_event(s: &scimd_testkit::TestServer, before: usize) -> scimd_domain::events::Event {
+    let mut events = s.events().await;
+    assert_eq!(events.len(), before + 1, "exactly one new event, got {:#?}", events.get(before..));
+    events.pop().expect("an event")
+}

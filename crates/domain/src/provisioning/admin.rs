@@ -1,0 +1,339 @@
+//! What administrators and operators change: regions and their health, profiles, mappings and
+//! tenant settings, each validated so that nothing can be misconfigured silently; and the
+//! preserve / restore of a user by an administrator.
+
+use scim_proto::schema::ResourceKind;
+use time::Duration;
+
+use super::model::{Actor, Health, Mapping, Placement, Profile, Region, TenantSettings, UserState};
+use crate::resources::StoredResource;
+use crate::store::{ProvisionError, ResourceWrite, Step, StoreError};
+use crate::tenant::Tenant;
+use crate::{DomainError, Result, Service};
+
+/// What an admin may set on a mapping; `None` keeps the current value on update.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MappingChange {
+    /// A name for people.
+    pub name: Option<String>,
+    /// Lower runs first.
+    pub priority: Option<i64>,
+    /// The condition; `Some(None)` makes the mapping a catch-all.
+    pub filter: Option<Option<String>>,
+    /// Target profile.
+    pub profile_id: Option<String>,
+    /// Target region.
+    pub region_id: Option<String>,
+    /// Whether it is used.
+    pub enabled: Option<bool>,
+}
+
+fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(DomainError::Invalid(format!("a {what} name is 1 to 100 printable characters and not blank")));
+    }
+    Ok(())
+}
+
+fn name_conflict(what: &str, name: &str) -> impl FnOnce(StoreError) -> DomainError {
+    let message = format!("a {what} named '{name}' already exists");
+    move |e| match e {
+        StoreError::Conflict { .. } => DomainError::Conflict(message),
+        other => other.into(),
+    }
+}
+
+/// Checks a mapping condition: a SCIM filter over the incoming user. Syntax errors are refused
+/// with their position; attributes no schema defines are allowed (IdPs send custom ones, such as
+/// `company`), but known attributes must be compared sensibly.
+pub fn validate_condition(text: &str) -> Result<()> {
+    let filter = scim_proto::filter::parse(text)
+        .map_err(|e| DomainError::Invalid(format!("the mapping condition is not a valid SCIM filter: {}", e.detail)))?;
+    match filter.validate(ResourceKind::User.resource_type()) {
+        Err(e) if !e.detail.contains("unknown attribute") => {
+            Err(DomainError::Invalid(format!("the mapping condition is not usable: {}", e.detail)))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Service {
+    /// Creates a storage region.
+    pub async fn create_region(&self, name: &str, health: Health) -> Result<Region> {
+        check_name("region", name)?;
+        let region = Region {
+            id: self.new_id(),
+            name: name.to_owned(),
+            health,
+            probe_url: None,
+            probe_interval_seconds: None,
+            last_probe_at: None,
+            last_probe_result: None,
+            health_since: self.now(),
+        };
+        self.store.insert_region(&region).await.map_err(name_conflict("region", name))?;
+        Ok(region)
+    }
+
+    /// Every region.
+    pub async fn regions(&self) -> Result<Vec<Region>> {
+        Ok(self.store.regions().await?)
+    }
+
+    /// Sets a region's health; users held for an unhealthy region are activated when it is
+    /// healthy again.
+    pub async fn set_region_health(&self, id: &str, health: Health) -> Result<Region> {
+        let mut region = self.region(id).await?;
+        if region.health != health {
+            region.health = health;
+            region.health_since = self.now();
+            self.store.update_region(&region).await?;
+        }
+        if health == Health::Healthy {
+            self.activate_pending_everywhere().await?;
+        }
+        Ok(region)
+    }
+
+    /// Sets (or clears) a region's health probe: an HTTP URL polled every `interval`.
+    pub async fn set_region_probe(&self, id: &str, url: Option<String>, interval: Option<Duration>) -> Result<Region> {
+        let mut region = self.region(id).await?;
+        if let Some(u) = &url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(DomainError::Invalid("probe_url must be an http:// or https:// URL".into()));
+        }
+        let seconds = interval.map(|d| d.whole_seconds()).unwrap_or(30);
+        if !(5..=86_400).contains(&seconds) {
+            return Err(DomainError::Invalid("probe_interval_seconds must be between 5 and 86400".into()));
+        }
+        region.probe_url = url;
+        region.probe_interval_seconds = region.probe_url.as_ref().map(|_| seconds as u32);
+        self.store.update_region(&region).await?;
+        Ok(region)
+    }
+
+    /// Creates a profile in a tenant (`max_users` 0 = unlimited).
+    pub async fn create_profile(&self, tenant: &Tenant, name: &str, max_users: u32) -> Result<Profile> {
+        check_name("profile", name)?;
+        let profile = Profile {
+            id: self.new_id(),
+            tenant_id: tenant.id.clone(),
+            name: name.to_owned(),
+            max_users,
+            active_users: 0,
+        };
+        self.store.insert_profile(&profile).await.map_err(name_conflict("profile", name))?;
+        Ok(profile)
+    }
+
+    /// A tenant's profiles with their usage.
+    pub async fn profiles(&self, tenant: &Tenant) -> Result<Vec<Profile>> {
+        Ok(self.store.profiles(&tenant.id).await?)
+    }
+
+    /// A profile of a tenant.
+    pub async fn profile(&self, tenant: &Tenant, id: &str) -> Result<Profile> {
+        self.store
+            .profile(&tenant.id, id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("tenant {} has no profile {id}", tenant.id)))
+    }
+
+    /// Renames a profile or changes its limit. Lowering the limit below the seats taken is
+    /// allowed (nobody is removed; new users wait); raising it activates held users.
+    pub async fn update_profile(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        name: Option<&str>,
+        max_users: Option<u32>,
+    ) -> Result<Profile> {
+        let mut profile = self.profile(tenant, id).await?;
+        if let Some(name) = name {
+            check_name("profile", name)?;
+            profile.name = name.to_owned();
+        }
+        if let Some(max) = max_users {
+            profile.max_users = max;
+        }
+        self.store.update_profile(&profile).await.map_err(name_conflict("profile", &profile.name))?;
+        self.activate_pending(tenant).await?;
+        self.profile(tenant, id).await
+    }
+
+    /// Checks that a region may be used by a tenant's mappings.
+    async fn check_mapping_targets(&self, tenant: &Tenant, profile_id: &str, region_id: &str) -> Result<()> {
+        self.profile(tenant, profile_id).await?;
+        self.region(region_id).await?;
+        Ok(())
+    }
+
+    /// Creates a mapping; its condition is validated now, so a bad one never silently matches nobody.
+    pub async fn create_mapping(&self, tenant: &Tenant, change: MappingChange) -> Result<Mapping> {
+        let name = change.name.ok_or_else(|| DomainError::Invalid("a mapping needs a name".into()))?;
+        check_name("mapping", &name)?;
+        let profile_id =
+            change.profile_id.ok_or_else(|| DomainError::Invalid("a mapping needs a profile_id".into()))?;
+        let region_id = match change.region_id {
+            Some(r) => r,
+            None => self.default_region().await?.id,
+        };
+        let filter = change.filter.flatten().filter(|f| !f.trim().is_empty());
+        if let Some(f) = &filter {
+            validate_condition(f)?;
+        }
+        self.check_mapping_targets(tenant, &profile_id, &region_id).await?;
+        let mapping = Mapping {
+            id: self.new_id(),
+            tenant_id: tenant.id.clone(),
+            name,
+            priority: change.priority.unwrap_or(100),
+            filter,
+            profile_id,
+            region_id,
+            enabled: change.enabled.unwrap_or(true),
+        };
+        self.store.insert_mapping(&mapping).await?;
+        self.activate_pending(tenant).await?;
+        Ok(mapping)
+    }
+
+    /// A tenant's mappings in the order they are tried.
+    pub async fn mappings(&self, tenant: &Tenant) -> Result<Vec<Mapping>> {
+        Ok(self.store.mappings(&tenant.id).await?)
+    }
+
+    /// A mapping of a tenant.
+    pub async fn mapping(&self, tenant: &Tenant, id: &str) -> Result<Mapping> {
+        self.mappings(tenant)
+            .await?
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| DomainError::NotFound(format!("tenant {} has no mapping {id}", tenant.id)))
+    }
+
+    /// Changes a mapping (reordering is a change of `priority`).
+    pub async fn update_mapping(&self, tenant: &Tenant, id: &str, change: MappingChange) -> Result<Mapping> {
+        let mut m = self.mapping(tenant, id).await?;
+        if let Some(name) = change.name {
+            check_name("mapping", &name)?;
+            m.name = name;
+        }
+        if let Some(p) = change.priority {
+            m.priority = p;
+        }
+        if let Some(filter) = change.filter {
+            let filter = filter.filter(|f| !f.trim().is_empty());
+            if let Some(f) = &filter {
+                validate_condition(f)?;
+            }
+            m.filter = filter;
+        }
+        if let Some(p) = change.profile_id {
+            m.profile_id = p;
+        }
+        if let Some(r) = change.region_id {
+            m.region_id = r;
+        }
+        if let Some(e) = change.enabled {
+            m.enabled = e;
+        }
+        self.check_mapping_targets(tenant, &m.profile_id, &m.region_id).await?;
+        self.store.update_mapping(&m).await?;
+        self.activate_pending(tenant).await?;
+        Ok(m)
+    }
+
+    /// Deletes a mapping.
+    pub async fn delete_mapping(&self, tenant: &Tenant, id: &str) -> Result<()> {
+        match self.store.delete_mapping(&tenant.id, id).await {
+            Err(StoreError::NotFound) => {
+                Err(DomainError::NotFound(format!("tenant {} has no mapping {id}", tenant.id)))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// A tenant's provisioning settings.
+    pub async fn settings(&self, tenant: &Tenant) -> Result<TenantSettings> {
+        Ok(self.store.tenant_settings(&tenant.id).await?)
+    }
+
+    /// Replaces a tenant's provisioning settings.
+    pub async fn set_settings(&self, tenant: &Tenant, settings: TenantSettings) -> Result<TenantSettings> {
+        self.store.set_tenant_settings(&tenant.id, &settings).await?;
+        Ok(settings)
+    }
+
+    /// An administrator preserves a user: its seat is released and the IdP can no longer
+    /// re-activate it (only [`Service::restore_user`] can).
+    pub async fn admin_preserve_user(&self, tenant: &Tenant, id: &str) -> Result<StoredResource> {
+        let current = self.get_resource(tenant, ResourceKind::User, id, false).await?;
+        let placement = current.placement.clone().ok_or_else(|| DomainError::NotFound(format!("no user {id}")))?;
+        let mut steps = Vec::new();
+        if placement.state == UserState::Active {
+            steps.extend(placement.profile_id.clone().map(|profile_id| Step::ReleaseSeat { profile_id }));
+        }
+        let mut doc = current.doc.clone();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("active".into(), serde_json::Value::Bool(false));
+        }
+        let next = StoredResource {
+            doc,
+            modified: self.now().max(current.modified),
+            version: current.version + 1,
+            placement: Some(Placement {
+                state: UserState::Preserved,
+                since: self.now(),
+                pending_cause: None,
+                preserved_by: Some(Actor::Admin),
+                ..placement
+            }),
+            ..current.clone()
+        };
+        let write = ResourceWrite::Update { res: next.clone(), expected_version: current.version };
+        match self.store.provision(&tenant.id, &steps, &write).await {
+            Ok(()) => Ok(next),
+            Err(ProvisionError::Store(e)) => Err(e.into()),
+            Err(ProvisionError::Refused(r)) => Err(DomainError::Invalid(format!("{r:?}"))),
+        }
+    }
+
+    /// An administrator restores a user it preserved: the IdP may manage it again, and it is
+    /// re-activated (taking a seat, which may be refused).
+    pub async fn restore_user(&self, tenant: &Tenant, id: &str) -> Result<StoredResource> {
+        let current = self.get_resource(tenant, ResourceKind::User, id, false).await?;
+        let mut unlocked = current.clone();
+        if let Some(p) = unlocked.placement.as_mut() {
+            p.preserved_by = Some(Actor::Idp);
+        }
+        let mut doc = current.doc.clone();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("active".into(), serde_json::Value::Bool(true));
+        }
+        self.update_user(tenant, &unlocked, doc).await
+    }
+
+    /// A tenant's pending users are tried again, oldest first, each taking a seat while seats
+    /// last; called whenever something that may clear a cause changes.
+    pub async fn activate_pending(&self, tenant: &Tenant) -> Result<u32> {
+        let mut activated = 0;
+        for user in self.store.pending_users(&tenant.id, 1000).await? {
+            if self.activate_one(tenant, &user).await? {
+                activated += 1;
+            }
+        }
+        Ok(activated)
+    }
+
+    /// Activates pending users in every tenant that has some.
+    pub async fn activate_pending_everywhere(&self) -> Result<u32> {
+        let mut total = 0;
+        for tenant_id in self.store.tenants_with_pending().await? {
+            let tenant = self.tenant(&tenant_id).await?;
+            total += self.activate_pending(&tenant).await?;
+        }
+        Ok(total)
+    }
+}
