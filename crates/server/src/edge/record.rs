@@ -108,6 +108,15 @@ impl NoteSlot {
         }
     }
 
+    /// Records that a write was accepted but its user is held as pending, and why.
+    pub fn held(&self, cause: Cause) {
+        self.update(|n| {
+            n.outcome = Some(Outcome::Held);
+            n.cause = Some(cause);
+            n.detail = Some(format!("accepted and held as pending: {}", cause.as_str()));
+        });
+    }
+
     /// Records the resource id of the path unless something better is known already.
     pub fn subject_if_unknown(&self, id: &str) {
         self.update(|n| {

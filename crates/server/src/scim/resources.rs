@@ -8,6 +8,8 @@ use scim_proto::list::ListParams;
 use scim_proto::resource::Projection;
 use scim_proto::schema::LIST_RESPONSE_SCHEMA;
 use scim_proto::{AttrPath, ResourceKind, ScimError};
+use scimd_domain::events::Cause;
+use scimd_domain::provisioning::UserState;
 use scimd_domain::resources::{EtagCondition, StoredResource};
 use serde_json::{Value, json};
 
@@ -122,8 +124,16 @@ async fn create(
     let body = read_json(&headers, body, state.service.limits.max_body).await.map_err(ScimError::from)?;
     caller.note.subject(subject_of(&body));
     let res = state.service.create_resource(&caller.tenant, kind, body).await?;
+    note_held(&caller, &res);
     let res = with_relations(&state, &caller, res, &projection).await?;
     Ok(resource_reply(StatusCode::CREATED, &res, &caller, &projection))
+}
+
+/// A write that left its user pending is logged as held, with the cause it waits on.
+fn note_held(caller: &ScimCaller, res: &StoredResource) {
+    if let Some(p) = res.placement.as_ref().filter(|p| p.state == UserState::Pending) {
+        caller.note.held(p.pending_cause.unwrap_or(Cause::Ok));
+    }
 }
 
 /// Reloads a written resource with its relations when the response shows them.
@@ -184,6 +194,7 @@ async fn write(
         Write::Replace => service.replace_resource(&caller.tenant, kind, &id, body, if_match.as_ref()).await?,
         Write::Patch => service.patch_resource(&caller.tenant, kind, &id, body, if_match.as_ref()).await?,
     };
+    note_held(&caller, &res);
     let res = with_relations(&state, &caller, res, &projection).await?;
     Ok(resource_reply(StatusCode::OK, &res, &caller, &projection))
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use scimd_domain::events::{Cause, Event, Outcome};
 use scimd_domain::provisioning::admin::MappingChange;
 use scimd_domain::provisioning::{DeletePolicy, Health, HoldSettings, TenantSettings};
 use scimd_testkit::{Client, TestServer};
@@ -28,6 +29,14 @@ fn deactivate() -> Value {
 fn reactivate() -> Value {
     json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
             "Operations": [{ "op": "replace", "path": "active", "value": true }] })
+}
+
+/// Asserts what the provisioning log recorded for the latest request.
+async fn assert_logged(s: &TestServer, cause: Cause, outcome: Outcome, status: u16) -> Event {
+    let event = s.events().await.pop().expect("an event");
+    assert_eq!((event.cause, event.outcome, event.status), (cause, outcome, status), "{event:#?}");
+    assert_eq!(event.tenant_id.as_deref(), Some(s.tenant.id.as_str()), "{event:#?}");
+    event
 }
 
 async fn count_users(c: &Client) -> u64 {
@@ -90,6 +99,9 @@ async fn no_mapping_matched_is_refused_with_the_trace_and_nothing_written() {
     assert!(detail.contains("none of the SCIM mappings matched"), "{detail}");
     assert!(detail.contains("Acme engineers"), "{detail}");
     assert!(detail.contains("title co \"Engineer\" (user has \"Accountant\")"), "{detail}");
+    let event = assert_logged(&s, Cause::NoMappingMatched, Outcome::Refused, 400).await;
+    assert_eq!(event.subject.as_deref(), Some("bob"));
+    assert_eq!(event.detail.as_deref(), Some(detail));
     assert_eq!(count_users(&c).await, 0, "nothing written");
     // The same request succeeds once the cause is gone (so no stray email claim was left).
     body["title"] = json!("Senior Engineer");
@@ -121,6 +133,7 @@ async fn profile_full_is_a_403_naming_the_profile_and_its_limit() {
     assert_scim_error(&r, 403, None);
     let detail = r.body["detail"].as_str().unwrap();
     assert!(detail.contains("\"Limited\"") && detail.contains("1 of 1"), "{detail}");
+    assert_logged(&s, Cause::ProfileFull, Outcome::Refused, 403).await;
     assert_eq!(count_users(&c).await, 1, "nothing written");
 }
 
@@ -132,6 +145,7 @@ async fn email_in_use_in_this_tenant_is_a_409() {
     let r = c.post("/Users", &with_email("b", "SAME@corp.com")).await;
     assert_scim_error(&r, 409, Some("uniqueness"));
     assert!(r.body["detail"].as_str().unwrap().contains("another user of this tenant"));
+    assert_logged(&s, Cause::EmailInUseInTenant, Outcome::Refused, 409).await;
     assert_eq!(count_users(&c).await, 1);
 }
 
@@ -147,6 +161,9 @@ async fn email_in_use_elsewhere_reveals_nothing_about_the_other_tenant() {
     let r = b.post("/Users", &with_email("someone", "shared@corp.com")).await;
     assert_scim_error(&r, 409, Some("uniqueness"));
     assert!(r.body["detail"].as_str().unwrap().contains("elsewhere in the cloud"));
+    let event = s.events().await.pop().unwrap();
+    assert_eq!((event.cause, event.status), (Cause::EmailInUseElsewhere, 409));
+    assert_ne!(event.tenant_id.as_deref(), Some(s.tenant.id.as_str()), "recorded against the requesting tenant");
     let everything = format!("{:?}{}", r.headers, r.text);
     for secret in [s.tenant.id.as_str(), s.tenant.name.as_str(), owner_id.as_str(), "Secret.Owner", "secret.owner"] {
         assert!(!everything.contains(secret), "the refusal leaks {secret}: {everything}");
@@ -167,6 +184,7 @@ async fn unhealthy_region_is_a_503_with_retry_after_and_succeeds_once_healthy() 
     assert_scim_error(&r, 503, None);
     assert!(r.header("retry-after").is_some_and(|v| v.parse::<u32>().is_ok()));
     assert!(r.body["detail"].as_str().unwrap().contains(&format!("\"{}\" is down", region.name)));
+    assert_logged(&s, Cause::RegionUnhealthy, Outcome::Refused, 503).await;
     assert_eq!(count_users(&c).await, 0);
     s.service.set_region_health(&region.id, Health::Healthy).await.unwrap();
     assert_eq!(c.post("/Users", &user("carol")).await.status, 201);
@@ -207,6 +225,7 @@ async fn delete_preserves_by_default_and_the_user_can_be_rehired() {
     let r = c.put(&format!("/Users/{eve}"), &with_email("eve", "dora@corp.com")).await;
     assert_scim_error(&r, 409, Some("uniqueness"));
     assert!(r.body["detail"].as_str().unwrap().contains("preserved"), "{}", r.text);
+    assert_logged(&s, Cause::EmailHeldByPreservedUser, Outcome::Refused, 409).await;
     // Re-hire: a create that names the preserved user re-activates it instead of duplicating it.
     let rehired = c.post(&format!("/Users{WITH_STATE}"), &with_email("dora", "dora@corp.com")).await;
     assert_eq!(rehired.status, 201, "{}", rehired.text);
@@ -243,6 +262,7 @@ async fn a_user_preserved_by_an_administrator_cannot_be_reactivated_by_the_idp()
     let r = c.patch(&format!("/Users/{id}"), &reactivate()).await;
     assert_scim_error(&r, 403, None);
     assert!(r.body["detail"].as_str().unwrap().contains("preserved by an administrator"));
+    assert_logged(&s, Cause::AdminPreserved, Outcome::Refused, 403).await;
     s.service.restore_user(&s.tenant, &id).await.unwrap();
     assert_eq!(c.get(&format!("/Users/{id}")).await.body["active"], true);
 }
@@ -276,11 +296,16 @@ async fn held_users_are_pending_and_activate_in_order_within_capacity() {
         assert_eq!(r.status, 201, "{}", r.text);
         assert_eq!(r.body[PROVISIONING]["state"], "pending");
         assert_eq!(r.body[PROVISIONING]["pendingCause"], "profile_full");
+        assert_logged(&s, Cause::ProfileFull, Outcome::Held, 201).await;
         pending.push(r.body["id"].as_str().unwrap().to_owned());
     }
     s.service.update_profile(&s.tenant, &profile, None, Some(3)).await.unwrap();
     let states: Vec<Value> = futures_states(&c, &pending).await;
     assert_eq!(states, vec![json!("active"), json!("active"), json!("pending")], "arrival order, never above capacity");
+    let activations: Vec<Event> = s.events().await.into_iter().filter(|e| e.operation == "activate User").collect();
+    assert_eq!(activations.len(), 2, "one event per activation");
+    assert_eq!(activations[0].subject.as_deref(), Some("u1"));
+    assert!(activations[0].detail.as_deref().unwrap().contains("profile_full"));
     assert_eq!(s.service.profile(&s.tenant, &profile).await.unwrap().active_users, 3);
 }
 
