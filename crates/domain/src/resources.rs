@@ -178,7 +178,7 @@ impl Service {
     pub async fn create_resource(&self, tenant: &Tenant, kind: ResourceKind, body: Value) -> Result<StoredResource> {
         let mut doc = prepare(kind, body)?;
         if kind == ResourceKind::User {
-            return self.provision_new_user(tenant, doc).await;
+            return self.provision_new_user(tenant, doc, crate::provisioning::Manager::Idp).await;
         }
         self.resolve_members(tenant, kind, None, &mut doc, &HashSet::new()).await?;
         let now = self.clock.now();

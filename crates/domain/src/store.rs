@@ -253,6 +253,11 @@ pub trait Store: EventStore + Send + Sync + 'static {
     /// A region by id.
     async fn region(&self, id: &str) -> Result<Option<Region>, StoreError>;
 
+    /// The regions a tenant is restricted to; empty: every region.
+    async fn tenant_regions(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
+    /// Restricts a tenant to these regions (empty: lifts the restriction).
+    async fn set_tenant_regions(&self, tenant: &str, region_ids: &[String]) -> Result<(), StoreError>;
+
     /// A tenant's settings (defaults when never set).
     async fn tenant_settings(&self, tenant: &str) -> Result<TenantSettings, StoreError>;
     /// Replaces a tenant's settings.

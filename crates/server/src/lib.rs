@@ -19,6 +19,7 @@ mod admin;
 mod edge;
 pub mod events;
 mod health;
+pub mod jobs;
 mod scim;
 
 pub use events::EventRecorder;
@@ -53,6 +54,7 @@ impl AppState {
     /// runtime (so this must be called from within one).
     pub fn new(service: Service, public_url: Option<String>, settings: Settings) -> Self {
         let recorder = EventRecorder::start(service.clone(), settings.event_retention);
+        jobs::start(service.clone());
         AppState { service, public_url: public_url.map(Into::into), recorder }
     }
 }

@@ -43,6 +43,20 @@ fn name_conflict(what: &str, name: &str) -> impl FnOnce(StoreError) -> DomainErr
     }
 }
 
+/// Checks a region's health probe: where it is polled and how often.
+fn check_probe(url: Option<&str>, seconds: i64) -> Result<()> {
+    // Plain HTTP: probes target health endpoints inside the cloud's network.
+    if let Some(u) = url
+        && !u.starts_with("http://")
+    {
+        return Err(DomainError::Invalid("probe_url must be an http:// URL".into()));
+    }
+    if !(5..=86_400).contains(&seconds) {
+        return Err(DomainError::Invalid("probe_interval_seconds must be between 5 and 86400".into()));
+    }
+    Ok(())
+}
+
 /// Checks a mapping condition: a SCIM filter over the incoming user. Syntax errors are refused
 /// with their position; attributes no schema defines are allowed (IdPs send custom ones, such as
 /// `company`), but known attributes must be compared sensibly.
@@ -98,18 +112,47 @@ impl Service {
     /// Sets (or clears) a region's health probe: an HTTP URL polled every `interval`.
     pub async fn set_region_probe(&self, id: &str, url: Option<String>, interval: Option<Duration>) -> Result<Region> {
         let mut region = self.region(id).await?;
-        if let Some(u) = &url
-            && !(u.starts_with("http://") || u.starts_with("https://"))
-        {
-            return Err(DomainError::Invalid("probe_url must be an http:// or https:// URL".into()));
-        }
         let seconds = interval.map(|d| d.whole_seconds()).unwrap_or(30);
-        if !(5..=86_400).contains(&seconds) {
-            return Err(DomainError::Invalid("probe_interval_seconds must be between 5 and 86400".into()));
-        }
+        check_probe(url.as_deref(), seconds)?;
         region.probe_url = url;
         region.probe_interval_seconds = region.probe_url.as_ref().map(|_| seconds as u32);
         self.store.update_region(&region).await?;
+        Ok(region)
+    }
+
+    /// Regions whose health probe is due at `now`.
+    pub async fn regions_due_for_probe(&self) -> Result<Vec<Region>> {
+        let now = self.now();
+        Ok(self
+            .store
+            .regions()
+            .await?
+            .into_iter()
+            .filter(|r| {
+                r.probe_url.is_some()
+                    && r.last_probe_at.is_none_or(|at| {
+                        now - at >= Duration::seconds(i64::from(r.probe_interval_seconds.unwrap_or(30)))
+                    })
+            })
+            .collect())
+    }
+
+    /// Records a probe's outcome: 2xx makes the region healthy, anything else down; a region
+    /// that became healthy activates the users held for it.
+    pub async fn record_probe(&self, id: &str, healthy: bool, result: String) -> Result<Region> {
+        let mut region = self.region(id).await?;
+        let health = if healthy { Health::Healthy } else { Health::Down };
+        let recovered = health == Health::Healthy && region.health != Health::Healthy;
+        if region.health != health {
+            region.health = health;
+            region.health_since = self.now();
+        }
+        region.last_probe_at = Some(self.now());
+        region.last_probe_result = Some(result.chars().take(200).collect());
+        self.store.update_region(&region).await?;
+        if recovered {
+            self.activate_pending_everywhere().await?;
+        }
         Ok(region)
     }
 
@@ -162,11 +205,50 @@ impl Service {
         self.profile(tenant, id).await
     }
 
-    /// Checks that a region may be used by a tenant's mappings.
+    /// Checks that a mapping's profile is the tenant's and its region one the tenant may use.
     async fn check_mapping_targets(&self, tenant: &Tenant, profile_id: &str, region_id: &str) -> Result<()> {
         self.profile(tenant, profile_id).await?;
-        self.region(region_id).await?;
+        let region = self.region(region_id).await?;
+        let allowed = self.store.tenant_regions(&tenant.id).await?;
+        if !allowed.is_empty() && !allowed.contains(&region.id) {
+            return Err(DomainError::Invalid(format!(
+                "tenant {} is restricted to other storage regions than \"{}\"; choose one of its regions",
+                tenant.id, region.name
+            )));
+        }
         Ok(())
+    }
+
+    /// The regions a tenant may use: those it is restricted to, or every region.
+    pub async fn tenant_regions(&self, tenant: &Tenant) -> Result<Vec<Region>> {
+        let allowed = self.store.tenant_regions(&tenant.id).await?;
+        let regions = self.store.regions().await?;
+        Ok(if allowed.is_empty() { regions } else { regions.into_iter().filter(|r| allowed.contains(&r.id)).collect() })
+    }
+
+    /// Restricts a tenant to some regions (an empty list lifts the restriction). Refused while a
+    /// mapping of the tenant points elsewhere, so that no mapping silently stops working.
+    pub async fn restrict_tenant_regions(&self, tenant: &Tenant, region_ids: &[String]) -> Result<Vec<Region>> {
+        for id in region_ids {
+            self.region(id).await?;
+        }
+        if !region_ids.is_empty() {
+            let stranded: Vec<String> = self
+                .mappings(tenant)
+                .await?
+                .into_iter()
+                .filter(|m| !region_ids.contains(&m.region_id))
+                .map(|m| m.name)
+                .collect();
+            if !stranded.is_empty() {
+                return Err(DomainError::Conflict(format!(
+                    "these mappings use a region outside the restriction; change them first: {}",
+                    stranded.join(", ")
+                )));
+            }
+        }
+        self.store.set_tenant_regions(&tenant.id, region_ids).await?;
+        self.tenant_regions(tenant).await
     }
 
     /// Creates a mapping; its condition is validated now, so a bad one never silently matches nobody.
@@ -335,5 +417,69 @@ impl Service {
             total += self.activate_pending(&tenant).await?;
         }
         Ok(total)
+    }
+}
+
+/// What an operator may change on a region; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegionChange {
+    /// A unique name.
+    pub name: Option<String>,
+    /// Health set by hand (a probe, if any, overrides it at its next run).
+    pub health: Option<Health>,
+    /// The probe's URL; `Some(None)` removes the probe.
+    pub probe_url: Option<Option<String>>,
+    /// Seconds between probes (default 30).
+    pub probe_interval_seconds: Option<u32>,
+}
+
+impl Service {
+    /// A region by id or, failing that, by exact name: for people typing at a shell.
+    pub async fn find_region(&self, id_or_name: &str) -> Result<Region> {
+        if let Some(r) = self.store.region(id_or_name).await? {
+            return Ok(r);
+        }
+        self.regions()
+            .await?
+            .into_iter()
+            .find(|r| r.name == id_or_name)
+            .ok_or_else(|| DomainError::NotFound(format!("no region with id or name '{id_or_name}'")))
+    }
+
+    /// Changes a region's name, health and probe in one write, after validating all of them, so
+    /// that a refused change leaves nothing half-applied. Setting the health to healthy activates
+    /// the users held for it, as [`Service::set_region_health`] does.
+    pub async fn update_region(&self, id: &str, change: RegionChange) -> Result<Region> {
+        let mut region = self.region(id).await?;
+        if let Some(name) = change.name {
+            check_name("region", &name)?;
+            region.name = name;
+        }
+        if change.probe_url.is_some() || change.probe_interval_seconds.is_some() {
+            let url = change.probe_url.unwrap_or_else(|| region.probe_url.clone());
+            if url.is_none() && change.probe_interval_seconds.is_some() {
+                return Err(DomainError::Invalid("probe_interval_seconds needs a probe_url".into()));
+            }
+            let seconds = change.probe_interval_seconds.or(region.probe_interval_seconds).unwrap_or(30);
+            check_probe(url.as_deref(), i64::from(seconds))?;
+            if url != region.probe_url {
+                // The last result was about another URL; a new one is probed at once.
+                region.last_probe_at = None;
+                region.last_probe_result = None;
+            }
+            region.probe_interval_seconds = url.as_ref().map(|_| seconds);
+            region.probe_url = url;
+        }
+        if let Some(health) = change.health
+            && health != region.health
+        {
+            region.health = health;
+            region.health_since = self.now();
+        }
+        self.store.update_region(&region).await.map_err(name_conflict("region", &region.name))?;
+        if change.health == Some(Health::Healthy) {
+            self.activate_pending_everywhere().await?;
+        }
+        Ok(region)
     }
 }

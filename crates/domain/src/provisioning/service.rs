@@ -122,11 +122,18 @@ impl Service {
     /// Provisions a new user (SCIM create): re-hire or adoption of an existing user of the tenant
     /// first, else mapping → seat → email claim → region health, in one transaction with the
     /// write. Refusals say why; causes the tenant holds make the user pending instead.
-    pub(crate) async fn provision_new_user(&self, tenant: &Tenant, doc: Value) -> Result<StoredResource> {
+    pub(crate) async fn provision_new_user(
+        &self,
+        tenant: &Tenant,
+        doc: Value,
+        manager: Manager,
+    ) -> Result<StoredResource> {
         let user_name = doc.get("userName").and_then(Value::as_str).unwrap_or_default().to_owned();
         let email = claimable_email(&doc);
         if let Some(existing) = self.store.find_user(&tenant.id, &user_name, email.as_deref()).await? {
-            if let Some(revived) = self.revive(tenant, &existing, doc.clone()).await? {
+            if manager == Manager::Idp
+                && let Some(revived) = self.revive(tenant, &existing, doc.clone()).await?
+            {
                 return Ok(revived);
             }
             let same_name = existing.doc.get("userName").and_then(Value::as_str).map(str::to_lowercase);
@@ -148,8 +155,18 @@ impl Service {
         };
         let wants_active = res.doc.get("active").and_then(Value::as_bool) != Some(false);
         let settings = self.store.tenant_settings(&tenant.id).await?;
-        let plan = self.plan_placement(tenant, &res, None, true, wants_active).await;
+        let plan = self.plan_placement(tenant, &res, None, true, wants_active).await.map(|mut plan| {
+            plan.placement.managed_by = manager;
+            plan
+        });
         self.write_planned(tenant, &settings, res, plan, ResourceWrite::Insert).await
+    }
+
+    /// An administrator creates a user by hand (the same rules as a SCIM create). SCIM filters
+    /// find it, and it becomes IdP-managed when the IdP first writes to it, never duplicated.
+    pub async fn admin_create_user(&self, tenant: &Tenant, body: Value) -> Result<StoredResource> {
+        let doc = scim_proto::resource::prepare(scim_proto::ResourceKind::User, body)?;
+        self.provision_new_user(tenant, doc, Manager::Admin).await
     }
 
     /// Re-hire or adoption: a create that names a user the IdP deactivated or deleted (under

@@ -509,6 +509,34 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn tenant_regions(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT region_id FROM tenant_regions WHERE tenant_id = ?1 ORDER BY region_id")
+                .map_err(backend)?;
+            let rows = stmt.query_map([tenant], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_tenant_regions(&self, tenant: &str, region_ids: &[String]) -> Result<(), StoreError> {
+        let (tenant, ids) = (tenant.to_owned(), region_ids.to_vec());
+        self.write(move |tx| {
+            tx.execute("DELETE FROM tenant_regions WHERE tenant_id = ?1", [&tenant]).map_err(backend)?;
+            for id in &ids {
+                tx.execute(
+                    "INSERT OR IGNORE INTO tenant_regions (tenant_id, region_id) VALUES (?1, ?2)",
+                    params![tenant, id],
+                )
+                .map_err(conflict_or_backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn tenant_settings(&self, tenant: &str) -> Result<TenantSettings, StoreError> {
         let tenant = tenant.to_owned();
         self.read(move |c| provisioning::settings(c, &tenant)).await

@@ -404,3 +404,129 @@ async fn an_email_change_racing_a_create_of_that_email_has_one_winner() {
         assert_eq!(holders.body["totalResults"], 1);
     }
 }
+
+/// A tiny HTTP server answering 200 or 503 as `healthy` says; its URL.
+async fn health_endpoint(healthy: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/health", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+            let status =
+                if healthy.load(std::sync::atomic::Ordering::SeqCst) { "200 OK" } else { "503 Service Unavailable" };
+            let _ = socket
+                .write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes())
+                .await;
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_region_probe_sets_health_and_recovery_activates_held_users() {
+    let s = TestServer::start().await;
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = health_endpoint(healthy.clone()).await;
+    let region = s.service.default_region().await.unwrap();
+    s.service.set_region_probe(&region.id, Some(url), Some(time::Duration::seconds(5))).await.unwrap();
+    assert_eq!(scimd_server::jobs::probe_now(&s.service).await.unwrap(), 1);
+    let probed = s.service.region(&region.id).await.unwrap();
+    assert_eq!(probed.health, Health::Down);
+    assert!(probed.last_probe_result.unwrap().contains("503"));
+    assert!(probed.last_probe_at.is_some());
+    let hold = HoldSettings { region_unhealthy: true, ..Default::default() };
+    s.service.set_settings(&s.tenant, TenantSettings { hold, ..Default::default() }).await.unwrap();
+    let c = s.scim();
+    let r = c.post(&format!("/Users{WITH_STATE}"), &user("waiting")).await;
+    assert_eq!(r.body[PROVISIONING]["pendingCause"], "region_unhealthy", "{}", r.text);
+    // Not due again yet: nothing probed.
+    assert_eq!(scimd_server::jobs::probe_now(&s.service).await.unwrap(), 0);
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    s.clock.advance(time::Duration::seconds(6));
+    assert_eq!(scimd_server::jobs::probe_now(&s.service).await.unwrap(), 1);
+    assert_eq!(s.service.region(&region.id).await.unwrap().health, Health::Healthy);
+    let id = r.body["id"].as_str().unwrap();
+    assert_eq!(c.get(&format!("/Users/{id}{WITH_STATE}")).await.body[PROVISIONING]["state"], "active");
+}
+
+#[tokio::test]
+async fn a_tenant_restricted_to_regions_cannot_map_elsewhere() {
+    let s = TestServer::start().await;
+    let eu = s.service.create_region("eu-west", Health::Healthy).await.unwrap();
+    let us = s.service.create_region("us-east", Health::Healthy).await.unwrap();
+    let catch_all = s.service.mappings(&s.tenant).await.unwrap().remove(0);
+    // The catch-all points at the default region: restricting away from it is refused.
+    let e = s.service.restrict_tenant_regions(&s.tenant, std::slice::from_ref(&eu.id)).await.unwrap_err().to_string();
+    assert!(e.contains("Allow any user"), "{e}");
+    s.service
+        .update_mapping(
+            &s.tenant,
+            &catch_all.id,
+            MappingChange { region_id: Some(eu.id.clone()), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let allowed = s.service.restrict_tenant_regions(&s.tenant, std::slice::from_ref(&eu.id)).await.unwrap();
+    assert_eq!(allowed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["eu-west"]);
+    let e = s
+        .service
+        .update_mapping(
+            &s.tenant,
+            &catch_all.id,
+            MappingChange { region_id: Some(us.id.clone()), ..Default::default() },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("us-east"), "{e}");
+    let r = s.scim().post(&format!("/Users{WITH_STATE}"), &user("eu.user")).await;
+    assert_eq!(r.body[PROVISIONING]["regionId"], eu.id.as_str());
+}
+
+#[tokio::test]
+async fn a_user_an_admin_created_is_found_and_adopted_by_the_idp_never_duplicated() {
+    let s = TestServer::start().await;
+    let manual = s.service.admin_create_user(&s.tenant, with_email("Ivan", "ivan@corp.com")).await.unwrap();
+    let c = s.scim();
+    let found = c.get(&format!("/Users?filter={}", enc("userName eq \"ivan\""))).await;
+    assert_eq!(found.body["totalResults"], 1, "SCIM filters find users created by hand");
+    let r = c.post("/Users", &with_email("ivan", "ivan@corp.com")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["id"], manual.id.as_str(), "adopted, not duplicated");
+    assert_eq!(count_users(&c).await, 1);
+    let placement = s.service.get_resource(&s.tenant, scim_proto::ResourceKind::User, &manual.id, false).await.unwrap();
+    assert_eq!(placement.placement.unwrap().managed_by, scimd_domain::provisioning::Manager::Idp);
+}
+
+#[tokio::test]
+async fn remapping_on_update_is_a_tenant_setting() {
+    let s = TestServer::start().await;
+    let finance = s.service.create_profile(&s.tenant, "Finance", 0).await.unwrap();
+    let change = MappingChange {
+        name: Some("finance".into()),
+        priority: Some(1),
+        filter: Some(Some(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq \"Finance\"".into(),
+        )),
+        profile_id: Some(finance.id.clone()),
+        ..Default::default()
+    };
+    s.service.create_mapping(&s.tenant, change).await.unwrap();
+    let c = s.scim();
+    let id = c.post("/Users", &user("june")).await.body["id"].as_str().unwrap().to_owned();
+    let mut moved = user("june");
+    moved["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = json!({ "department": "Finance" });
+    let r = c.put(&format!("/Users/{id}{WITH_STATE}"), &moved).await;
+    assert_ne!(r.body[PROVISIONING]["profileId"], finance.id.as_str(), "by default a user stays where it landed");
+    let settings = TenantSettings { remap_on_update: true, ..Default::default() };
+    s.service.set_settings(&s.tenant, settings).await.unwrap();
+    moved["displayName"] = json!("June");
+    let r = c.put(&format!("/Users/{id}{WITH_STATE}"), &moved).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body[PROVISIONING]["profileId"], finance.id.as_str());
+    let profiles = s.service.profiles(&s.tenant).await.unwrap();
+    let seats: Vec<(String, u32)> = profiles.into_iter().map(|p| (p.name, p.active_users)).collect();
+    assert!(seats.contains(&("Finance".into(), 1)) && seats.contains(&("Default".into(), 0)), "{seats:?}");
+}
