@@ -8,7 +8,7 @@ use scimd_domain::{Limits, Service};
 use scimd_server::{AppState, Settings};
 use scimd_store::SqliteStore;
 
-use crate::config::{Cli, Command, FileConfig, ServeConfig, TenantCommand, TokenCommand, data_dir};
+use crate::config::{Cli, Command, FileConfig, RegionCommand, ServeConfig, TenantCommand, TokenCommand, data_dir};
 
 /// The tenant created on first start.
 const DEFAULT_TENANT: &str = "default";
@@ -29,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Tenant(cmd) => tenant(&open_service(&data_dir(&cli.common, &file))?, cmd).await,
         Command::Token(cmd) => token(&open_service(&data_dir(&cli.common, &file))?, cmd).await,
+        Command::Region(cmd) => region(&open_service(&data_dir(&cli.common, &file))?, cmd).await,
     }
 }
 
@@ -146,6 +147,45 @@ async fn token(service: &Service, cmd: TokenCommand) -> Result<(), String> {
             let tenant = find(tenant).await?;
             let t = service.revoke_token(&tenant, &token_id).await.map_err(|e| e.to_string())?;
             println!("revoked {} ({})", t.prefix, t.id);
+        }
+    }
+    Ok(())
+}
+
+async fn region(service: &Service, cmd: RegionCommand) -> Result<(), String> {
+    let find = |r: String| async move { service.find_region(&r).await.map_err(|e| e.to_string()) };
+    match cmd {
+        RegionCommand::List => {
+            let default = service.default_region().await.map_err(|e| e.to_string())?;
+            println!("{:<38} {:<9} {:<7} {:<28} NAME", "ID", "HEALTH", "DEFAULT", "SINCE");
+            for r in service.regions().await.map_err(|e| e.to_string())? {
+                let is_default = if r.id == default.id { "yes" } else { "" };
+                println!(
+                    "{:<38} {:<9} {:<7} {:<28} {}",
+                    r.id,
+                    r.health.as_str(),
+                    is_default,
+                    format_time(r.health_since),
+                    r.name
+                );
+            }
+        }
+        RegionCommand::Create { name, health } => {
+            let r = service.create_region(&name, health).await.map_err(|e| e.to_string())?;
+            println!("created region \"{}\" ({}), {}", r.name, r.id, r.health.as_str());
+        }
+        RegionCommand::Health { region, health } => {
+            let id = find(region).await?.id;
+            let r = service.set_region_health(&id, health).await.map_err(|e| e.to_string())?;
+            println!("region \"{}\" is {} (since {})", r.name, r.health.as_str(), format_time(r.health_since));
+            if r.probe_url.is_some() {
+                println!("note: its health probe sets the health again at its next run");
+            }
+        }
+        RegionCommand::Default { region } => {
+            let r = find(region).await?;
+            service.set_default_region(&r.id).await.map_err(|e| e.to_string())?;
+            println!("\"{}\" ({}) is the default region; tenants created from now on store users there", r.name, r.id);
         }
     }
     Ok(())

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+use scimd_domain::provisioning::Health;
 use serde::Deserialize;
 
 /// The default listen address.
@@ -42,6 +43,9 @@ pub enum Command {
     /// Manage a tenant's SCIM tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage storage regions and their health.
+    #[command(subcommand)]
+    Region(RegionCommand),
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +101,38 @@ pub enum TokenCommand {
         /// The token's id (see `scimd token list`).
         token_id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegionCommand {
+    /// List regions, marking the cloud's default.
+    List,
+    /// Create a region.
+    Create {
+        /// A unique name, e.g. eu-west.
+        name: String,
+        /// healthy, degraded or down (only healthy regions take new users).
+        #[arg(long, default_value = "healthy", value_parser = parse_health)]
+        health: Health,
+    },
+    /// Set a region's health by hand; healthy activates the users held for it.
+    Health {
+        /// Region id or name.
+        region: String,
+        /// healthy, degraded or down.
+        #[arg(value_parser = parse_health)]
+        health: Health,
+    },
+    /// Make a region the default: new tenants' catch-all mapping stores users there.
+    Default {
+        /// Region id or name.
+        region: String,
+    },
+}
+
+/// A health name as the domain spells it.
+fn parse_health(text: &str) -> Result<Health, String> {
+    Health::parse(text).ok_or_else(|| format!("\"{text}\" is not a health; use healthy, degraded or down"))
 }
 
 /// Settings read from the TOML file.

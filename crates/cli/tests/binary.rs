@@ -198,6 +198,46 @@ fn tenant_and_token_commands() {
 }
 
 #[test]
+fn region_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).arg("--data-dir").arg(dir.path()).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["region", "create", "eu-west", "--health", "degraded"]);
+    assert!(ok && out.contains("eu-west") && out.contains("degraded"), "{out}{err}");
+    let (ok, _, err) = run(&["region", "create", "eu-west"]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = run(&["region", "create", "us-east", "--health", "sideways"]);
+    assert!(!ok && err.contains("healthy, degraded or down"), "{err}");
+
+    let row = |out: &str, name: &str| {
+        out.lines().find(|l| l.split_whitespace().last() == Some(name)).map(str::to_owned).unwrap_or_default()
+    };
+    let (ok, out, _) = run(&["region", "list"]);
+    assert!(ok && out.starts_with("ID"), "{out}");
+    assert!(row(&out, "eu-west").contains(" degraded "), "{out}");
+    assert!(row(&out, "default").contains(" yes "), "the cloud's default region is marked: {out}");
+    let id = row(&out, "eu-west").split_whitespace().next().unwrap().to_owned();
+
+    let (ok, out, _) = run(&["region", "health", "eu-west", "healthy"]);
+    assert!(ok && out.contains("\"eu-west\" is healthy"), "{out}");
+    let (ok, out, _) = run(&["region", "health", &id, "down"]);
+    assert!(ok && out.contains("is down"), "by id too: {out}");
+    let (ok, _, err) = run(&["region", "health", "nowhere", "down"]);
+    assert!(!ok && err.contains("no region"), "{err}");
+    let (ok, out, _) = run(&["region", "default", "eu-west"]);
+    assert!(ok && out.contains("default region"), "{out}");
+    let (_, out, _) = run(&["region", "list"]);
+    assert!(row(&out, "eu-west").contains(" down ") && row(&out, "eu-west").contains(" yes "), "{out}");
+    assert!(!row(&out, "default").contains(" yes "), "{out}");
+}
+
+#[test]
 fn sigterm_lets_in_flight_requests_finish_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &[], &[]);

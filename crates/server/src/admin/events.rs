@@ -4,18 +4,16 @@
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use scimd_domain::DomainError;
 use scimd_domain::clock::parse_time;
 use scimd_domain::events::{Cause, EventQuery, Outcome};
 use serde_json::json;
 
 use super::Operator;
+use super::input::{Reply, invalid, reference};
 use crate::AppState;
 use crate::edge::AdminFailure;
-
-type Reply = Result<Response, AdminFailure>;
 
 /// Page size when none is asked for.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -23,10 +21,6 @@ pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 1000;
 const OUTCOMES: [Outcome; 5] =
     [Outcome::Accepted, Outcome::Held, Outcome::Refused, Outcome::Unauthenticated, Outcome::Failed];
-
-fn invalid(message: impl Into<String>) -> AdminFailure {
-    AdminFailure::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-}
 
 fn names<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> String {
     all.iter().map(|x| name(*x)).collect::<Vec<_>>().join(", ")
@@ -125,10 +119,7 @@ pub async fn all_events(_: Operator, State(state): State<AppState>, RawQuery(raw
     let query = parse_query(raw.as_deref(), true)?;
     if let Some(id) = &query.tenant_id {
         // A mistyped tenant would otherwise read as "no events".
-        state.service.tenant(id).await.map_err(|e| match e {
-            DomainError::NotFound(m) => invalid(m),
-            other => other.into(),
-        })?;
+        state.service.tenant(id).await.map_err(reference("tenant"))?;
     }
     page(&state, query).await
 }

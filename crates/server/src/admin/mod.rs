@@ -2,6 +2,8 @@
 //! the operator token and described by the OpenAPI document at `/admin/api/v1/openapi.json`.
 
 mod events;
+mod input;
+mod provisioning;
 mod tenants;
 
 use axum::Router;
@@ -9,7 +11,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 
 use crate::AppState;
 use crate::edge::AdminFailure;
@@ -23,6 +25,24 @@ pub fn router() -> Router<AppState> {
         .route("/tenants/{id}/tokens", get(tenants::list_tokens).post(tenants::create_token))
         .route("/tenants/{id}/tokens/{token_id}", delete(tenants::revoke_token))
         .route("/tenants/{id}/events", get(events::tenant_events))
+        .route("/tenants/{id}/profiles", get(provisioning::list_profiles).post(provisioning::create_profile))
+        .route(
+            "/tenants/{id}/profiles/{profile_id}",
+            get(provisioning::get_profile).patch(provisioning::update_profile).delete(provisioning::delete_profile),
+        )
+        .route("/tenants/{id}/mappings", get(provisioning::list_mappings).post(provisioning::create_mapping))
+        .route("/tenants/{id}/mappings/dry-run", post(provisioning::dry_run))
+        .route(
+            "/tenants/{id}/mappings/{mapping_id}",
+            get(provisioning::get_mapping).patch(provisioning::update_mapping).delete(provisioning::delete_mapping),
+        )
+        .route("/tenants/{id}/settings", get(provisioning::get_settings).put(provisioning::put_settings))
+        .route("/tenants/{id}/users/{user_id}/preserve", post(provisioning::preserve_user))
+        .route("/tenants/{id}/users/{user_id}/restore", post(provisioning::restore_user))
+        .route("/regions", get(provisioning::list_regions).post(provisioning::create_region))
+        // A fixed segment, matched before the id below (region ids are UUIDs, never "default").
+        .route("/regions/default", get(provisioning::get_default_region).put(provisioning::set_default_region))
+        .route("/regions/{region_id}", get(provisioning::get_region).patch(provisioning::update_region))
         .route("/events", get(events::all_events))
         .fallback(|axum::extract::OriginalUri(uri): axum::extract::OriginalUri| async move {
             AdminFailure::new(StatusCode::NOT_FOUND, "not_found", format!("no admin API endpoint at {}", uri.path()))

@@ -5,36 +5,15 @@ use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use scimd_domain::clock::parse_time;
 use scimd_domain::tenant::Tenant;
 use scimd_domain::token::{TokenRecord, TokenRequest};
 use serde_json::{Map, Value, json};
 
 use super::Operator;
+use super::input::{Reply, invalid, json_object, only_fields};
 use crate::AppState;
-use crate::edge::{AdminFailure, read_json};
-
-type Reply = Result<Response, AdminFailure>;
-
-fn invalid(message: impl Into<String>) -> AdminFailure {
-    AdminFailure::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-}
-
-async fn json_object(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Map<String, Value>, AdminFailure> {
-    match read_json(headers, body, state.service.limits.max_body).await? {
-        Value::Object(map) => Ok(map),
-        _ => Err(invalid("the request body must be a JSON object")),
-    }
-}
-
-/// Rejects fields this endpoint does not know, so that a typo is never silently ignored.
-fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), AdminFailure> {
-    match body.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(invalid(format!("unknown field \"{k}\"; allowed: {}", allowed.join(", ")))),
-        None => Ok(()),
-    }
-}
 
 fn tenant_json(t: &Tenant) -> Value {
     serde_json::to_value(t).unwrap_or(Value::Null)

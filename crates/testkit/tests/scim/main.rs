@@ -1,6 +1,7 @@
 //! The integration suite: real scimd servers, in-process on free ports, driven over HTTP.
 
 mod admin;
+mod admin_provisioning;
 mod auth;
 mod bulk;
 mod discovery;

@@ -1,0 +1,386 @@
+//! Provisioning rules for operators: storage regions (cloud-wide), and per tenant its profiles
+//! (with usage), mappings (with reorder and dry run), settings, and the preserve / restore of a
+//! user by an administrator. Handlers only read the request and call the domain.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use scimd_domain::DomainError;
+use scimd_domain::provisioning::admin::{MappingChange, RegionChange};
+use scimd_domain::provisioning::{Health, Profile, Region, TenantSettings};
+use scimd_domain::resources::StoredResource;
+use scimd_domain::store::StoreError;
+use scimd_domain::tenant::Tenant;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::Operator;
+use super::input::{Reply, field, invalid, json_object, only_fields, reference, required};
+use crate::AppState;
+use crate::edge::AdminFailure;
+
+const HEALTH: &str = "one of healthy, degraded, down";
+const NAME: &str = "a string";
+const ID: &str = "an id (a string)";
+
+type IdPath = Result<Path<String>, PathRejection>;
+type ItemPath = Result<Path<(String, String)>, PathRejection>;
+
+async fn tenant(state: &AppState, path: IdPath) -> Result<Tenant, AdminFailure> {
+    let Path(id) = path?;
+    Ok(state.service.tenant(&id).await?)
+}
+
+/// The tenant of the path and the id of the item below it.
+async fn tenant_item(state: &AppState, path: ItemPath) -> Result<(Tenant, String), AdminFailure> {
+    let Path((id, item)) = path?;
+    Ok((state.service.tenant(&id).await?, item))
+}
+
+fn region_json(r: &Region, default_id: &str) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    v["default"] = Value::Bool(r.id == default_id);
+    v
+}
+
+/// A profile with its usage: `utilisation` is the fraction of seats taken, `null` when unlimited.
+fn profile_json(p: &Profile) -> Value {
+    let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
+    v["utilisation"] = match p.max_users {
+        0 => Value::Null,
+        max => json!(f64::from(p.active_users) / f64::from(max)),
+    };
+    v
+}
+
+// ---- regions ------------------------------------------------------------------------------
+
+/// `GET /regions`: every region, by name, each saying whether it is the cloud's default.
+pub async fn list_regions(_: Operator, State(state): State<AppState>) -> Reply {
+    let default = state.service.default_region().await?;
+    let regions = state.service.regions().await?;
+    let regions: Vec<Value> = regions.iter().map(|r| region_json(r, &default.id)).collect();
+    Ok(Json(json!({ "regions": regions, "default_region_id": default.id })).into_response())
+}
+
+/// `POST /regions {name, health?}` (health defaults to healthy).
+pub async fn create_region(_: Operator, State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+    let body = json_object(&state, &headers, body).await?;
+    only_fields(&body, &["name", "health"])?;
+    let name: String = required(&body, "name", NAME)?;
+    let health = field(&body, "health", HEALTH)?.unwrap_or(Health::Healthy);
+    let region = state.service.create_region(&name, health).await?;
+    let default = state.service.default_region().await?;
+    Ok((StatusCode::CREATED, Json(region_json(&region, &default.id))).into_response())
+}
+
+/// `GET /regions/{region_id}`.
+pub async fn get_region(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
+    let Path(id) = path?;
+    let region = state.service.region(&id).await?;
+    let default = state.service.default_region().await?;
+    Ok(Json(region_json(&region, &default.id)).into_response())
+}
+
+/// `PATCH /regions/{region_id} {name?, health?, probe_url?, probe_interval_seconds?}`: one write,
+/// nothing applied when any field is refused. `health: healthy` activates users held for it.
+pub async fn update_region(
+    _: Operator,
+    State(state): State<AppState>,
+    path: IdPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let Path(id) = path?;
+    let body = json_object(&state, &headers, body).await?;
+    only_fields(&body, &["name", "health", "probe_url", "probe_interval_seconds"])?;
+    let change = RegionChange {
+        name: field(&body, "name", NAME)?,
+        health: field(&body, "health", HEALTH)?,
+        probe_url: field(&body, "probe_url", "an http:// URL, or null to remove the probe")?,
+        probe_interval_seconds: field(&body, "probe_interval_seconds", "a whole number of seconds")?,
+    };
+    let region = state.service.update_region(&id, change).await?;
+    let default = state.service.default_region().await?;
+    Ok(Json(region_json(&region, &default.id)).into_response())
+}
+
+/// `GET /regions/default`: the region new tenants' catch-all mapping points to.
+pub async fn get_default_region(_: Operator, State(state): State<AppState>) -> Reply {
+    let region = state.service.default_region().await?;
+    Ok(Json(region_json(&region, &region.id)).into_response())
+}
+
+/// `PUT /regions/default {region_id}`: changes the cloud's default region (for tenants created
+/// from now on; existing mappings keep their region).
+pub async fn set_default_region(_: Operator, State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+    let body = json_object(&state, &headers, body).await?;
+    only_fields(&body, &["region_id"])?;
+    let id: String = required(&body, "region_id", ID)?;
+    state.service.set_default_region(&id).await.map_err(reference("region_id"))?;
+    let region = state.service.region(&id).await?;
+    Ok(Json(region_json(&region, &region.id)).into_response())
+}
+
+// ---- profiles -----------------------------------------------------------------------------
+
+const MAX_USERS: &str = "a whole number, 0 for unlimited";
+
+/// `GET /tenants/{id}/profiles`: with `active_users` (seats taken) and `utilisation`.
+pub async fn list_profiles(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = tenant(&state, path).await?;
+    let profiles = state.service.profiles(&tenant).await?;
+    Ok(Json(json!({ "profiles": profiles.iter().map(profile_json).collect::<Vec<_>>() })).into_response())
+}
+
+/// `POST /tenants/{id}/profiles {name, max_users}`.
+pub async fn create_profile(
+    _: Operator,
+    State(state): State<AppState>,
+    path: IdPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let tenant = tenant(&state, path).await?;
+    let body = json_object(&state, &headers, body).await?;
+    only_fields(&body, &["name", "max_users"])?;
+    let name: String = required(&body, "name", NAME)?;
+    let max_users: u32 = required(&body, "max_users", MAX_USERS)?;
+    let profile = state.service.create_profile(&tenant, &name, max_users).await?;
+    Ok((StatusCode::CREATED, Json(profile_json(&profile))).into_response())
+}
+
+/// `GET /tenants/{id}/profiles/{profile_id}`.
+pub async fn get_profile(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = tenant_item(&state, path).await?;
+    Ok(Json(profile_json(&state.service.profile(&tenant, &id).await?)).into_response())
+}
+
+/// `PATCH /tenants/{id}/profiles/{profile_id} {name?, max_users?}`: raising the limit activates
+/// held users at once; lowering it below the seats taken removes nobody.
+pub async fn update_profile(
+    _: Operator,
+    State(state): State<AppState>,
+    path: ItemPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let (tenant, id) = tenant_item(&state, path).await?;
+    let body = json_object(&state, &headers, body).await?;
+    only_fields(&body, &["name", "max_users"])?;
+    let name: Option<String> = field(&body, "name", NAME)?;
+    let max_users: Option<u32> = field(&body, "max_users", MAX_USERS)?;
+    let profile = state.service.update_profile(&tenant, &id, name.as_deref(), max_users).await?;
+    Ok(Json(profile_json(&profile)).into_response())
+}
+
+/// `DELETE /tenants/{id}/profiles/{profile_id}`: not supported yet, answered 405. Pending and
+/// preserved users keep a reference to their profile, and no store query can yet tell whether
+/// any does; deleting a profile they point to would strand them. The answer names the mappings
+/// that target the profile, since those are what an operator changes to retire it.
+pub async fn delete_profile(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = tenant_item(&state, path).await?;
+    let profile = state.service.profile(&tenant, &id).await?;
+    let targeting: Vec<String> = state
+        .service
+        .mappings(&tenant)
+        .await?
+        .into_iter()
+        .filter(|m| m.profile_id == profile.id)
+        .map(|m| format!("\"{}\"", m.name))
+        .collect();
+    let mapped = match targeting.as_slice() {
+        [] => String::new(),
+        names => format!(" Mappings that target it: {}.", names.join(", ")),
+    };
+    let failure = AdminFailure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "profiles cannot be deleted yet: users (also pending and preserved ones) keep a reference to their \
+             profile. To retire \"{}\", point its mappings at another profile.{mapped}",
+            profile.name
+        ),
+    );
+    let mut resp = failure.into_response();
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, PATCH"));
+    Ok(resp)
+}
+
+// ---- mappings -----------------------------------------------------------------------------
+
+const MAPPING_FIELDS: [&str; 6] = ["name", "priority", "filter", "profile_id", "region_id", "enabled"];
+const FILTER: &str = "a SCIM filter (a string), or null for a catch-all";
+
+/// The fields every mapping request may carry, except `region_id` (whose `null` differs).
+fn mapping_change(body: &Map<String, Value>) -> Result<MappingChange, AdminFailure> {
+    Ok(MappingChange {
+        name: field(body, "name", NAME)?,
+        priority: field(body, "priority", "an integer (lower runs first)")?,
+        filter: field(body, "filter", FILTER)?,
+        profile_id: field(body, "profile_id", ID)?,
+        region_id: None,
+        enabled: field(body, "enabled", "true or false")?,
+    })
+}
+
+/// Ids named in the body must be the tenant's profile and an existing region: 400 otherwise.
+async fn check_targets(state: &AppState, tenant: &Tenant, change: &MappingChange) -> Result<(), AdminFailure> {
+    if let Some(id) = &change.profile_id {
+        state.service.profile(tenant, id).await.map_err(reference("profile_id"))?;
+    }
+    if let Some(id) = &change.region_id {
+        state.service.region(id).await.map_err(reference("region_id"))?;
+    }
+    Ok(())
+}
+
+/// `GET /tenants/{id}/mappings`: in the order they are tried.
+pub async fn list_mappings(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = tenant(&state, path).await?;
+    Ok(Json(json!({ "mappings": state.service.mappings(&tenant).await? })).into_response())
+}
+
+/// `POST /tenants/{id}/mappings {name, priority?, filter?, profile_id, region_id?, enabled?}`:
+/// priority defaults to 100, region to the cloud's default, enabled to true. A bad filter is
+/// refused with the parser's position and reason.
+pub async fn create_mapping(
+    _: Operator,
+    State(state): State<AppState>,
+    path: IdPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let tenant = tenant(&state, path).await?;
+    let body = json_object(&state, &headers, body).await?;
+    only_fields(&body, &MAPPING_FIELDS)?;
+    // Named here rather than by the domain, so the message names the field as sent.
+    required::<String>(&body, "name", NAME)?;
+    required::<String>(&body, "profile_id", ID)?;
+    let mut change = mapping_change(&body)?;
+    change.region_id = field::<Option<String>>(&body, "region_id", "a region id, or null for the default")?.flatten();
+    check_targets(&state, &tenant, &change).await?;
+    let mapping = state.service.create_mapping(&tenant, change).await?;
+    Ok((StatusCode::CREATED, Json(mapping)).into_response())
+}
+
+/// `GET /tenants/{id}/mappings/{mapping_id}`.
+pub async fn get_mapping(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = tenant_item(&state, path).await?;
+    Ok(Json(state.service.mapping(&tenant, &id).await?).into_response())
+}
+
+/// `PATCH /tenants/{id}/mappings/{mapping_id}`: any mapping field; reordering is a new `priority`.
+pub async fn update_mapping(
+    _: Operator,
+    State(state): State<AppState>,
+    path: ItemPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let (tenant, id) = tenant_item(&state, path).await?;
+    let body = json_object(&state, &headers, body).await?;
+    only_fields(&body, &MAPPING_FIELDS)?;
+    let mut change = mapping_change(&body)?;
+    change.region_id = field(&body, "region_id", "a region id")?;
+    // The path's mapping first: a missing one is a 404, before the body's ids are judged.
+    state.service.mapping(&tenant, &id).await?;
+    check_targets(&state, &tenant, &change).await?;
+    Ok(Json(state.service.update_mapping(&tenant, &id, change).await?).into_response())
+}
+
+/// `DELETE /tenants/{id}/mappings/{mapping_id}`.
+pub async fn delete_mapping(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = tenant_item(&state, path).await?;
+    state.service.delete_mapping(&tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /tenants/{id}/mappings/dry-run` with a SCIM User: where it would land, and how every
+/// mapping fared. Nothing is written.
+pub async fn dry_run(
+    _: Operator,
+    State(state): State<AppState>,
+    path: IdPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let tenant = tenant(&state, path).await?;
+    let user = json_object(&state, &headers, body).await?;
+    let (mapping, trace) = state.service.dry_run(&tenant, Value::Object(user)).await?;
+    let (profile_id, region_id) = match &mapping {
+        Some(m) => (Some(m.profile_id.clone()), Some(m.region_id.clone())),
+        None => (None, None),
+    };
+    Ok(Json(json!({ "mapping": mapping, "profile_id": profile_id, "region_id": region_id, "trace": trace }))
+        .into_response())
+}
+
+// ---- settings -----------------------------------------------------------------------------
+
+/// `GET /tenants/{id}/settings`.
+pub async fn get_settings(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = tenant(&state, path).await?;
+    Ok(Json(state.service.settings(&tenant).await?).into_response())
+}
+
+/// `PUT /tenants/{id}/settings`: replaces the settings; omitted fields take their defaults and
+/// unknown ones are refused.
+pub async fn put_settings(
+    _: Operator,
+    State(state): State<AppState>,
+    path: IdPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let tenant = tenant(&state, path).await?;
+    let body = Value::Object(json_object(&state, &headers, body).await?);
+    let settings =
+        TenantSettings::deserialize(&body).map_err(|e| invalid(format!("the settings are not valid: {e}")))?;
+    Ok(Json(state.service.set_settings(&tenant, settings).await?).into_response())
+}
+
+// ---- users --------------------------------------------------------------------------------
+
+/// What an administrator's preserve or restore left: the user's id, state and who preserved it.
+fn placement_json(res: &StoredResource) -> Value {
+    let placement = res.placement.as_ref();
+    json!({
+        "id": res.id,
+        "state": placement.map(|p| p.state),
+        "preserved_by": placement.and_then(|p| p.preserved_by),
+    })
+}
+
+/// The domain answers for users in SCIM terms; the admin API's codes say the same.
+fn user_failure(e: DomainError) -> AdminFailure {
+    match e {
+        DomainError::Scim(s) if s.status == 404 => AdminFailure::new(StatusCode::NOT_FOUND, "not_found", s.detail),
+        // The IdP wrote the user at the same moment; nothing was changed.
+        DomainError::Store(StoreError::VersionMismatch) => AdminFailure::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the user changed while it was being updated; nothing was changed, retry",
+        ),
+        other => other.into(),
+    }
+}
+
+/// `POST /tenants/{id}/users/{user_id}/preserve`: seat released, data kept, and the IdP can no
+/// longer re-activate the user.
+pub async fn preserve_user(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = tenant_item(&state, path).await?;
+    let res = state.service.admin_preserve_user(&tenant, &id).await.map_err(user_failure)?;
+    Ok(Json(placement_json(&res)).into_response())
+}
+
+/// `POST /tenants/{id}/users/{user_id}/restore`: the user is re-activated (taking a seat, which
+/// may be refused with the provisioning cause as the code) and the IdP manages it again.
+pub async fn restore_user(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = tenant_item(&state, path).await?;
+    let res = state.service.restore_user(&tenant, &id).await.map_err(user_failure)?;
+    Ok(Json(placement_json(&res)).into_response())
+}
