@@ -176,10 +176,18 @@ fn check_if_match(cond: Option<&EtagCondition>, current: &StoredResource) -> Res
 impl Service {
     /// Creates a resource from a POST body.
     pub async fn create_resource(&self, tenant: &Tenant, kind: ResourceKind, body: Value) -> Result<StoredResource> {
-        let mut doc = prepare(kind, body)?;
         if kind == ResourceKind::User {
-            return self.provision_new_user(tenant, doc, crate::provisioning::Manager::Idp).await;
+            let doc = prepare(kind, body).map_err(crate::provisioning::service::no_user_name)?;
+            for _ in 0..WRITE_RETRIES {
+                match self.provision_new_user(tenant, doc.clone(), crate::provisioning::Manager::Idp).await {
+                    // A user it takes over changed meanwhile: decide again.
+                    Err(DomainError::Store(StoreError::VersionMismatch)) => continue,
+                    other => return other,
+                }
+            }
+            return Err(busy(kind, "(new)"));
         }
+        let mut doc = prepare(kind, body)?;
         self.resolve_members(tenant, kind, None, &mut doc, &HashSet::new()).await?;
         let now = self.clock.now();
         let res =
@@ -298,9 +306,22 @@ impl Service {
         if_match: Option<&EtagCondition>,
     ) -> Result<()> {
         if kind == ResourceKind::User {
-            let current = self.get_resource(tenant, kind, id, false).await?;
-            check_if_match(if_match, &current)?;
-            return self.delete_user(tenant, &current).await;
+            for _ in 0..WRITE_RETRIES {
+                let current = self.get_resource(tenant, kind, id, false).await?;
+                check_if_match(if_match, &current)?;
+                match self.delete_user(tenant, &current).await {
+                    Err(DomainError::Store(StoreError::VersionMismatch)) if if_match.is_some() => {
+                        return Err(ScimError::precondition_failed(format!(
+                            "User {id} changed while it was being deleted: fetch it again and retry with its ETag"
+                        ))
+                        .into());
+                    }
+                    // Changed meanwhile (e.g. by a group membership): read it again.
+                    Err(DomainError::Store(StoreError::VersionMismatch)) => continue,
+                    other => return other,
+                }
+            }
+            return Err(busy(kind, id));
         }
         let expected = match if_match {
             Some(cond) => {

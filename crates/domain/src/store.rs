@@ -38,8 +38,11 @@ pub enum StoreError {
 }
 
 /// One condition or side effect of a provisioning write, run in order inside its transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Step {
+    /// Append an event to the provisioning log with the write (work nobody's request carries,
+    /// such as an activation, is logged atomically with it).
+    RecordEvent(Box<crate::events::Event>),
     /// Take a seat of the profile, or refuse with `ProfileFull`.
     TakeSeat {
         /// The profile.
@@ -239,8 +242,10 @@ pub trait Store: EventStore + Send + Sync + 'static {
         user_name: &str,
         email: Option<&str>,
     ) -> Result<Option<StoredResource>, StoreError>;
-    /// A tenant's pending users, oldest first.
-    async fn pending_users(&self, tenant: &str, limit: u32) -> Result<Vec<StoredResource>, StoreError>;
+    /// A user by id in any state, also one SCIM no longer sees (deleted under the preserve policy).
+    async fn any_user(&self, tenant: &str, id: &str) -> Result<Option<StoredResource>, StoreError>;
+    /// A page of a tenant's pending users, oldest first, skipping the first `offset`.
+    async fn pending_users(&self, tenant: &str, offset: u32, limit: u32) -> Result<Vec<StoredResource>, StoreError>;
     /// Tenants with at least one pending user.
     async fn tenants_with_pending(&self) -> Result<Vec<String>, StoreError>;
 
@@ -267,6 +272,9 @@ pub trait Store: EventStore + Send + Sync + 'static {
     async fn insert_profile(&self, profile: &Profile) -> Result<(), StoreError>;
     /// Renames a profile or changes its limit (seats taken are the store's, never overwritten).
     async fn update_profile(&self, profile: &Profile) -> Result<(), StoreError>;
+    /// Deletes a profile no mapping and no user (in any state) refers to; else
+    /// `Conflict { attribute: "mappings" | "users" }`.
+    async fn delete_profile(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
     /// A tenant's profiles, by name.
     async fn profiles(&self, tenant: &str) -> Result<Vec<Profile>, StoreError>;
     /// A profile by id.

@@ -2,6 +2,7 @@
 //! tenant settings, each validated so that nothing can be misconfigured silently; and the
 //! preserve / restore of a user by an administrator.
 
+use scim_proto::ScimError;
 use scim_proto::schema::ResourceKind;
 use time::Duration;
 
@@ -104,7 +105,7 @@ impl Service {
             self.store.update_region(&region).await?;
         }
         if health == Health::Healthy {
-            self.activate_pending_everywhere().await?;
+            let _ = self.activate_pending_everywhere().await;
         }
         Ok(region)
     }
@@ -151,7 +152,7 @@ impl Service {
         region.last_probe_result = Some(result.chars().take(200).collect());
         self.store.update_region(&region).await?;
         if recovered {
-            self.activate_pending_everywhere().await?;
+            let _ = self.activate_pending_everywhere().await;
         }
         Ok(region)
     }
@@ -201,8 +202,40 @@ impl Service {
             profile.max_users = max;
         }
         self.store.update_profile(&profile).await.map_err(name_conflict("profile", &profile.name))?;
-        self.activate_pending(tenant).await?;
+        // The change is made; held users it frees are activated now or by the periodic run.
+        let _ = self.activate_pending(tenant).await;
         self.profile(tenant, id).await
+    }
+
+    /// Deletes a profile nobody uses: no mapping targets it and no user (also pending or
+    /// preserved) is in it, so that no user is ever left without a profile.
+    pub async fn delete_profile(&self, tenant: &Tenant, id: &str) -> Result<()> {
+        let profile = self.profile(tenant, id).await?;
+        match self.store.delete_profile(&tenant.id, &profile.id).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict { attribute }) if attribute == "mappings" => {
+                let names: Vec<String> = self
+                    .mappings(tenant)
+                    .await?
+                    .into_iter()
+                    .filter(|m| m.profile_id == profile.id)
+                    .map(|m| format!("\"{}\"", m.name))
+                    .collect();
+                Err(DomainError::Conflict(format!(
+                    "profile \"{}\" is the target of mappings {}; point them at another profile first",
+                    profile.name,
+                    names.join(", ")
+                )))
+            }
+            Err(StoreError::Conflict { .. }) => Err(DomainError::Conflict(format!(
+                "profile \"{}\" still has users (active, pending or preserved); move or purge them first",
+                profile.name
+            ))),
+            Err(StoreError::NotFound) => {
+                Err(DomainError::NotFound(format!("tenant {} has no profile {id}", tenant.id)))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Checks that a mapping's profile is the tenant's and its region one the tenant may use.
@@ -277,7 +310,7 @@ impl Service {
             enabled: change.enabled.unwrap_or(true),
         };
         self.store.insert_mapping(&mapping).await?;
-        self.activate_pending(tenant).await?;
+        let _ = self.activate_pending(tenant).await;
         Ok(mapping)
     }
 
@@ -323,7 +356,7 @@ impl Service {
         }
         self.check_mapping_targets(tenant, &m.profile_id, &m.region_id).await?;
         self.store.update_mapping(&m).await?;
-        self.activate_pending(tenant).await?;
+        let _ = self.activate_pending(tenant).await;
         Ok(m)
     }
 
@@ -351,7 +384,7 @@ impl Service {
     /// An administrator preserves a user: its seat is released and the IdP can no longer
     /// re-activate it (only [`Service::restore_user`] can).
     pub async fn admin_preserve_user(&self, tenant: &Tenant, id: &str) -> Result<StoredResource> {
-        let current = self.get_resource(tenant, ResourceKind::User, id, false).await?;
+        let current = self.any_user(tenant, id).await?;
         let placement = current.placement.clone().ok_or_else(|| DomainError::NotFound(format!("no user {id}")))?;
         let mut steps = Vec::new();
         if placement.state == UserState::Active {
@@ -374,9 +407,15 @@ impl Service {
             }),
             ..current.clone()
         };
+        let released = !steps.is_empty();
         let write = ResourceWrite::Update { res: next.clone(), expected_version: current.version };
         match self.store.provision(&tenant.id, &steps, &write).await {
-            Ok(()) => Ok(next),
+            Ok(()) => {
+                if released {
+                    self.seat_released(tenant).await;
+                }
+                Ok(next)
+            }
             Err(ProvisionError::Store(e)) => Err(e.into()),
             Err(ProvisionError::Refused(r)) => Err(DomainError::Invalid(format!("{r:?}"))),
         }
@@ -385,7 +424,7 @@ impl Service {
     /// An administrator restores a user it preserved: the IdP may manage it again, and it is
     /// re-activated (taking a seat, which may be refused).
     pub async fn restore_user(&self, tenant: &Tenant, id: &str) -> Result<StoredResource> {
-        let current = self.get_resource(tenant, ResourceKind::User, id, false).await?;
+        let current = self.any_user(tenant, id).await?;
         let mut unlocked = current.clone();
         if let Some(p) = unlocked.placement.as_mut() {
             p.preserved_by = Some(Actor::Idp);
@@ -397,24 +436,70 @@ impl Service {
         self.update_user(tenant, &unlocked, doc).await
     }
 
+    /// A user of the tenant in any state (administrators also reach users the IdP deleted under
+    /// the preserve policy).
+    async fn any_user(&self, tenant: &Tenant, id: &str) -> Result<StoredResource> {
+        self.store
+            .any_user(&tenant.id, id)
+            .await?
+            .ok_or_else(|| ScimError::not_found(format!("User {id} not found")).into())
+    }
+
+    /// An administrator purges a user, whatever its state (also one deleted under the preserve
+    /// policy): its data goes, its seat and its email claim are released.
+    pub async fn purge_user(&self, tenant: &Tenant, id: &str) -> Result<()> {
+        let current = self.any_user(tenant, id).await?;
+        let mut steps = Vec::new();
+        if let Some(p) = current.placement.as_ref().filter(|p| p.state == UserState::Active) {
+            steps.extend(p.profile_id.clone().map(|profile_id| Step::ReleaseSeat { profile_id }));
+        }
+        let write = ResourceWrite::Delete {
+            kind: ResourceKind::User,
+            id: current.id.clone(),
+            expected_version: None,
+            at: self.now(),
+        };
+        match self.store.provision(&tenant.id, &steps, &write).await {
+            Ok(()) => {
+                if !steps.is_empty() {
+                    self.seat_released(tenant).await;
+                }
+                Ok(())
+            }
+            Err(ProvisionError::Store(e)) => Err(e.into()),
+            Err(ProvisionError::Refused(r)) => Err(DomainError::Invalid(format!("{r:?}"))),
+        }
+    }
+
     /// A tenant's pending users are tried again, oldest first, each taking a seat while seats
     /// last; called whenever something that may clear a cause changes.
     pub async fn activate_pending(&self, tenant: &Tenant) -> Result<u32> {
-        let mut activated = 0;
-        for user in self.store.pending_users(&tenant.id, 1000).await? {
-            if self.activate_one(tenant, &user).await? {
-                activated += 1;
+        const PAGE: u32 = 200;
+        let (mut activated, mut offset) = (0, 0);
+        loop {
+            let page = self.store.pending_users(&tenant.id, offset, PAGE).await?;
+            for user in &page {
+                // One user that cannot be activated (its cause stands, or it failed) does not
+                // hold up those behind it; the periodic run tries it again.
+                match self.activate_one(tenant, user).await {
+                    Ok(true) => activated += 1,
+                    Ok(false) | Err(_) => offset += 1,
+                }
+            }
+            if (page.len() as u32) < PAGE {
+                return Ok(activated);
             }
         }
-        Ok(activated)
     }
 
     /// Activates pending users in every tenant that has some.
     pub async fn activate_pending_everywhere(&self) -> Result<u32> {
         let mut total = 0;
         for tenant_id in self.store.tenants_with_pending().await? {
-            let tenant = self.tenant(&tenant_id).await?;
-            total += self.activate_pending(&tenant).await?;
+            // A tenant that fails is retried on the next run; the others go ahead.
+            if let Ok(tenant) = self.tenant(&tenant_id).await {
+                total += self.activate_pending(&tenant).await.unwrap_or(0);
+            }
         }
         Ok(total)
     }
@@ -478,7 +563,7 @@ impl Service {
         }
         self.store.update_region(&region).await.map_err(name_conflict("region", &region.name))?;
         if change.health == Some(Health::Healthy) {
-            self.activate_pending_everywhere().await?;
+            let _ = self.activate_pending_everywhere().await;
         }
         Ok(region)
     }

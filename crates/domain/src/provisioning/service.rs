@@ -155,11 +155,12 @@ impl Service {
         };
         let wants_active = res.doc.get("active").and_then(Value::as_bool) != Some(false);
         let settings = self.store.tenant_settings(&tenant.id).await?;
-        let plan = self.plan_placement(tenant, &res, None, true, wants_active).await.map(|mut plan| {
+        let plan = self.plan_placement(tenant, &res, None, true, wants_active).await?.map(|mut plan| {
             plan.placement.managed_by = manager;
             plan
         });
-        self.write_planned(tenant, &settings, res, plan, ResourceWrite::Insert).await
+        let hold = Hold { allowed: wants_active, manager };
+        self.write_planned(tenant, &settings, res, plan, hold, ResourceWrite::Insert).await
     }
 
     /// An administrator creates a user by hand (the same rules as a SCIM create). SCIM filters
@@ -222,15 +223,31 @@ impl Service {
             }),
             (_, active) => {
                 let remap = settings.remap_on_update || placement.profile_id.is_none();
-                self.plan_placement(tenant, &next, Some(&placement), remap, active).await
+                self.plan_placement(tenant, &next, Some(&placement), remap, active).await?
             }
         };
+        // Only a user becoming active may be held; an update of an active user is refused as a
+        // whole, and a deactivation is never refused by a mapping, a seat or a region.
+        let hold = Hold { allowed: wants_active && placement.state != UserState::Active, manager: Manager::Idp };
         let expected = current.version;
-        self.write_planned(tenant, &settings, next, plan, move |res| ResourceWrite::Update {
-            res,
-            expected_version: expected,
-        })
-        .await
+        let saved = self
+            .write_planned(tenant, &settings, next, plan, hold, move |res| ResourceWrite::Update {
+                res,
+                expected_version: expected,
+            })
+            .await?;
+        if placement.state == UserState::Active
+            && saved.placement.as_ref().is_some_and(|p| p.state != UserState::Active)
+        {
+            self.seat_released(tenant).await;
+        }
+        Ok(saved)
+    }
+
+    /// A seat was released: users held for it take it before anyone else can (their errors are
+    /// retried by the periodic activation).
+    pub(crate) async fn seat_released(&self, tenant: &Tenant) {
+        let _ = self.activate_pending(tenant).await;
     }
 
     /// Deletes a user under the tenant's policy: `preserve` keeps it hidden (seat released, email
@@ -268,12 +285,16 @@ impl Service {
                 }
             }
         };
+        let released = placement.state == UserState::Active;
         match self.store.provision(&tenant.id, &steps, &write).await {
-            Ok(()) => Ok(()),
-            Err(ProvisionError::Store(StoreError::VersionMismatch)) => Err(ScimError::precondition_failed(
-                "the user changed while it was being deleted: fetch it again and retry",
-            )
-            .into()),
+            Ok(()) => {
+                if released {
+                    self.seat_released(tenant).await;
+                }
+                Ok(())
+            }
+            // The caller reads the user again and retries (or answers 412 to an If-Match).
+            Err(ProvisionError::Store(StoreError::VersionMismatch)) => Err(StoreError::VersionMismatch.into()),
             Err(ProvisionError::Store(StoreError::NotFound)) => {
                 Err(ScimError::not_found(format!("User {} not found", current.id)).into())
             }
@@ -293,50 +314,66 @@ impl Service {
         current: Option<&Placement>,
         remap: bool,
         active: bool,
-    ) -> Result<Plan, Refusal> {
+    ) -> Result<std::result::Result<Plan, Refusal>> {
+        let seated = current.filter(|p| p.state == UserState::Active).and_then(|p| p.profile_id.clone());
+        if !active {
+            // Deactivation never depends on mappings, seats or regions: the user keeps its place.
+            let mut steps: Vec<Step> = seated.map(|profile_id| Step::ReleaseSeat { profile_id }).into_iter().collect();
+            steps.extend(email_steps(current, res));
+            let unchanged = current.is_some_and(|p| p.state == UserState::Preserved);
+            return Ok(Ok(Plan {
+                steps,
+                placement: Placement {
+                    state: UserState::Preserved,
+                    since: current.filter(|_| unchanged).map_or(self.now(), |p| p.since),
+                    profile_id: current.and_then(|p| p.profile_id.clone()),
+                    region_id: current.and_then(|p| p.region_id.clone()),
+                    pending_cause: None,
+                    preserved_by: Some(current.and_then(|p| p.preserved_by).unwrap_or(Actor::Idp)),
+                    managed_by: Manager::Idp,
+                    claimed_email: claimable_email(&res.doc),
+                },
+            }));
+        }
         let kept = current.filter(|_| !remap).and_then(|p| Some((p.profile_id.clone()?, p.region_id.clone()?)));
         let (profile_id, region_id) = match kept {
             Some(place) => place,
             None => {
-                let mappings = self.store.mappings(&tenant.id).await.unwrap_or_default();
+                let mappings = self.store.mappings(&tenant.id).await?;
                 let (chosen, trace) = choose(&mappings, &res.doc);
                 match chosen {
                     Some(m) => (m.profile_id.clone(), m.region_id.clone()),
-                    None => return Err(no_mapping(res, &trace)),
+                    None => return Ok(Err(no_mapping(res, &trace))),
                 }
             }
         };
         let was_active = current.is_some_and(|p| p.state == UserState::Active);
-        let seated = current.filter(|p| p.state == UserState::Active).and_then(|p| p.profile_id.clone());
         let mut steps = Vec::new();
-        match (&seated, active) {
-            (Some(old), true) if *old == profile_id => {}
-            (old, true) => {
-                steps.extend(old.clone().map(|profile_id| Step::ReleaseSeat { profile_id }));
+        match seated {
+            Some(old) if old == profile_id => {}
+            old => {
+                steps.extend(old.map(|profile_id| Step::ReleaseSeat { profile_id }));
                 steps.push(Step::TakeSeat { profile_id: profile_id.clone() });
             }
-            (old, false) => steps.extend(old.clone().map(|profile_id| Step::ReleaseSeat { profile_id })),
         }
         steps.extend(email_steps(current, res));
         let region_changed = current.and_then(|p| p.region_id.as_deref()) != Some(region_id.as_str());
-        if active && (!was_active || region_changed) {
+        if !was_active || region_changed {
             steps.push(Step::RequireHealthy { region_id: region_id.clone() });
         }
-        let state = if active { UserState::Active } else { UserState::Preserved };
-        let now = self.now();
-        Ok(Plan {
+        Ok(Ok(Plan {
             steps,
             placement: Placement {
-                state,
-                since: current.filter(|p| p.state == state).map_or(now, |p| p.since),
+                state: UserState::Active,
+                since: current.filter(|p| p.state == UserState::Active).map_or(self.now(), |p| p.since),
                 profile_id: Some(profile_id),
                 region_id: Some(region_id),
                 pending_cause: None,
-                preserved_by: (!active).then(|| current.and_then(|p| p.preserved_by).unwrap_or(Actor::Idp)),
+                preserved_by: None,
                 managed_by: Manager::Idp,
                 claimed_email: claimable_email(&res.doc),
             },
-        })
+        }))
     }
 
     /// Tries to activate one pending user, deciding its placement again as if it arrived now;
@@ -345,21 +382,20 @@ impl Service {
         let Some(placement) = user.placement.clone().filter(|p| p.state == UserState::Pending) else {
             return Ok(false);
         };
+        if user.doc.get("active").and_then(Value::as_bool) == Some(false) {
+            // The IdP no longer wants it active; it waits as it is.
+            return Ok(false);
+        }
         let cause = placement.pending_cause;
         let unplaced = Placement { state: UserState::Preserved, profile_id: None, region_id: None, ..placement };
         let next =
             StoredResource { modified: self.now().max(user.modified), version: user.version + 1, ..user.clone() };
-        let Ok(plan) = self.plan_placement(tenant, &next, Some(&unplaced), true, true).await else {
+        let Ok(mut plan) = self.plan_placement(tenant, &next, Some(&unplaced), true, true).await? else {
             return Ok(false);
         };
-        let placed = StoredResource { placement: Some(plan.placement), ..next };
-        let write = ResourceWrite::Update { res: placed, expected_version: user.version };
-        match self.store.provision(&tenant.id, &plan.steps, &write).await {
-            Ok(()) => {}
-            Err(ProvisionError::Refused(_) | ProvisionError::Store(StoreError::VersionMismatch)) => return Ok(false),
-            Err(ProvisionError::Store(e)) => return Err(e.into()),
-        }
-        let event = crate::events::Event {
+        plan.placement.managed_by = unplaced.managed_by;
+        // The event is written with the activation, so neither exists without the other.
+        plan.steps.push(Step::RecordEvent(Box::new(crate::events::Event {
             id: 0,
             at: self.now(),
             tenant_id: Some(tenant.id.clone()),
@@ -378,9 +414,14 @@ impl Service {
                 cause.map_or("unknown", Cause::as_str)
             )),
             duration_ms: 0,
-        };
-        self.store.insert_events(&[event]).await?;
-        Ok(true)
+        })));
+        let placed = StoredResource { placement: Some(plan.placement), ..next };
+        let write = ResourceWrite::Update { res: placed, expected_version: user.version };
+        match self.store.provision(&tenant.id, &plan.steps, &write).await {
+            Ok(()) => Ok(true),
+            Err(ProvisionError::Refused(_) | ProvisionError::Store(StoreError::VersionMismatch)) => Ok(false),
+            Err(ProvisionError::Store(e)) => Err(e.into()),
+        }
     }
 
     /// Runs a plan; a refusal whose cause the tenant holds stores the user as pending instead
@@ -391,10 +432,14 @@ impl Service {
         settings: &TenantSettings,
         res: StoredResource,
         plan: std::result::Result<Plan, Refusal>,
+        hold: Hold,
         write: impl Fn(StoredResource) -> ResourceWrite,
     ) -> Result<StoredResource> {
+        // Where the user would have landed, if a mapping decided before a step refused.
+        let mut intended = (None, None);
         let refused = match plan {
             Ok(plan) => {
+                intended = (plan.placement.profile_id.clone(), plan.placement.region_id.clone());
                 let placed = StoredResource { placement: Some(plan.placement), ..res.clone() };
                 match self.store.provision(&tenant.id, &plan.steps, &write(placed.clone())).await {
                     Ok(()) => return Ok(placed),
@@ -404,7 +449,7 @@ impl Service {
             }
             Err(refused) => refused,
         };
-        if !settings.hold.holds(refused.cause) {
+        if !hold.allowed || !settings.hold.holds(refused.cause) {
             return Err(refused.into());
         }
         // Held: accepted as pending, with the reason; activated when the cause clears.
@@ -418,11 +463,11 @@ impl Service {
             placement: Some(Placement {
                 state: UserState::Pending,
                 since: self.now(),
-                profile_id: previous.as_ref().and_then(|p| p.profile_id.clone()),
-                region_id: previous.as_ref().and_then(|p| p.region_id.clone()),
+                profile_id: intended.0.or_else(|| previous.as_ref().and_then(|p| p.profile_id.clone())),
+                region_id: intended.1.or_else(|| previous.as_ref().and_then(|p| p.region_id.clone())),
                 pending_cause: Some(refused.cause),
                 preserved_by: None,
-                managed_by: Manager::Idp,
+                managed_by: previous.as_ref().map_or(hold.manager, |p| p.managed_by),
                 claimed_email,
             }),
             ..res.clone()
@@ -433,6 +478,13 @@ impl Service {
             Err(ProvisionError::Store(e)) => Err(write_failure(e, &res)),
         }
     }
+}
+
+/// Whether a refusal may hold the user as pending instead, and who manages a held new user.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    allowed: bool,
+    manager: Manager,
 }
 
 /// A placement for a user stored before provisioning rules existed.
@@ -486,6 +538,24 @@ fn no_mapping(res: &StoredResource, trace: &[TraceEntry]) -> Refusal {
         )),
         retry_after: None,
     }
+}
+
+/// A User body without `userName` cannot be placed by any mapping: refused with that cause (the
+/// SCIM error of `prepare` is kept for every other problem).
+pub(crate) fn no_user_name(e: ScimError) -> DomainError {
+    if e.detail.starts_with("userName is required") {
+        return Refusal {
+            cause: Cause::NoMappingMatched,
+            error: ScimError::invalid_value(format!(
+                "none of the SCIM mappings can place a user without a userName ({}). Fix: map a userName in your \
+                 identity provider's SCIM attribute mappings",
+                e.detail
+            )),
+            retry_after: None,
+        }
+        .into();
+    }
+    e.into()
 }
 
 fn admin_preserved(res: &StoredResource) -> DomainError {

@@ -37,6 +37,10 @@ pub fn router() -> Router<AppState> {
             get(provisioning::get_mapping).patch(provisioning::update_mapping).delete(provisioning::delete_mapping),
         )
         .route("/tenants/{id}/settings", get(provisioning::get_settings).put(provisioning::put_settings))
+        .route("/tenants/{id}/users", post(provisioning::create_user))
+        .route("/tenants/{id}/users/pending", get(provisioning::pending_users))
+        .route("/tenants/{id}/users/{user_id}", delete(provisioning::purge_user))
+        .route("/tenants/{id}/regions", get(provisioning::tenant_regions).put(provisioning::restrict_tenant_regions))
         .route("/tenants/{id}/users/{user_id}/preserve", post(provisioning::preserve_user))
         .route("/tenants/{id}/users/{user_id}/restore", post(provisioning::restore_user))
         .route("/regions", get(provisioning::list_regions).post(provisioning::create_region))

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use scimd_domain::DomainError;
 use scimd_domain::provisioning::admin::{MappingChange, RegionChange};
@@ -177,37 +177,12 @@ pub async fn update_profile(
     Ok(Json(profile_json(&profile)).into_response())
 }
 
-/// `DELETE /tenants/{id}/profiles/{profile_id}`: not supported yet, answered 405. Pending and
-/// preserved users keep a reference to their profile, and no store query can yet tell whether
-/// any does; deleting a profile they point to would strand them. The answer names the mappings
-/// that target the profile, since those are what an operator changes to retire it.
+/// `DELETE /tenants/{id}/profiles/{profile_id}`: only a profile nobody uses (no mapping targets
+/// it, no user is in it) can go; otherwise 409 naming what still uses it.
 pub async fn delete_profile(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
     let (tenant, id) = tenant_item(&state, path).await?;
-    let profile = state.service.profile(&tenant, &id).await?;
-    let targeting: Vec<String> = state
-        .service
-        .mappings(&tenant)
-        .await?
-        .into_iter()
-        .filter(|m| m.profile_id == profile.id)
-        .map(|m| format!("\"{}\"", m.name))
-        .collect();
-    let mapped = match targeting.as_slice() {
-        [] => String::new(),
-        names => format!(" Mappings that target it: {}.", names.join(", ")),
-    };
-    let failure = AdminFailure::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!(
-            "profiles cannot be deleted yet: users (also pending and preserved ones) keep a reference to their \
-             profile. To retire \"{}\", point its mappings at another profile.{mapped}",
-            profile.name
-        ),
-    );
-    let mut resp = failure.into_response();
-    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, PATCH"));
-    Ok(resp)
+    state.service.delete_profile(&tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // ---- mappings -----------------------------------------------------------------------------
@@ -350,9 +325,77 @@ fn placement_json(res: &StoredResource) -> Value {
     let placement = res.placement.as_ref();
     json!({
         "id": res.id,
+        "user_name": res.doc.get("userName"),
         "state": placement.map(|p| p.state),
+        "pending_cause": placement.and_then(|p| p.pending_cause),
         "preserved_by": placement.and_then(|p| p.preserved_by),
+        "managed_by": placement.map(|p| p.managed_by),
+        "profile_id": placement.and_then(|p| p.profile_id.clone()),
+        "region_id": placement.and_then(|p| p.region_id.clone()),
     })
+}
+
+/// `POST /tenants/{id}/users` with a SCIM User body: a user created by hand, under the same rules
+/// as a SCIM create (refusals carry the provisioning cause as their code). SCIM filters find it
+/// and it becomes IdP-managed when the IdP first writes to it.
+pub async fn create_user(
+    _: Operator,
+    State(state): State<AppState>,
+    path: IdPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let tenant = tenant(&state, path).await?;
+    let body = json_object(&state, &headers, body).await?;
+    let res = state.service.admin_create_user(&tenant, Value::Object(body)).await.map_err(user_failure)?;
+    Ok((StatusCode::CREATED, Json(placement_json(&res))).into_response())
+}
+
+/// `DELETE /tenants/{id}/users/{user_id}`: purges a user whatever its state (also one the IdP
+/// deleted under the preserve policy), releasing its seat and its email claim.
+pub async fn purge_user(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = tenant_item(&state, path).await?;
+    state.service.purge_user(&tenant, &id).await.map_err(user_failure)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /tenants/{id}/users/pending`: the users held as pending, oldest first, with their cause.
+pub async fn pending_users(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = tenant(&state, path).await?;
+    let users =
+        state.service.store.pending_users(&tenant.id, 0, 1000).await.map_err(scimd_domain::DomainError::from)?;
+    let users: Vec<Value> = users.iter().map(placement_json).collect();
+    Ok(Json(json!({ "users": users })).into_response())
+}
+
+/// `GET /tenants/{id}/regions`: the regions the tenant may use (all unless restricted), and
+/// whether it is restricted.
+pub async fn tenant_regions(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = tenant(&state, path).await?;
+    let regions = state.service.tenant_regions(&tenant).await?;
+    let restricted = regions.len() < state.service.regions().await?.len();
+    let default = state.service.default_region().await?;
+    let regions: Vec<Value> = regions.iter().map(|r| region_json(r, &default.id)).collect();
+    Ok(Json(json!({ "restricted": restricted, "regions": regions })).into_response())
+}
+
+/// `PUT /tenants/{id}/regions {region_ids: [...]}`: restricts the tenant to these regions (an
+/// empty list lifts the restriction); refused while one of its mappings points elsewhere.
+pub async fn restrict_tenant_regions(
+    _: Operator,
+    State(state): State<AppState>,
+    path: IdPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let tenant = tenant(&state, path).await?;
+    let body = json_object(&state, &headers, body).await?;
+    only_fields(&body, &["region_ids"])?;
+    let ids: Vec<String> = required(&body, "region_ids", "an array of region ids")?;
+    let regions = state.service.restrict_tenant_regions(&tenant, &ids).await.map_err(reference("region_ids"))?;
+    let default = state.service.default_region().await?;
+    let regions: Vec<Value> = regions.iter().map(|r| region_json(r, &default.id)).collect();
+    Ok(Json(json!({ "restricted": !ids.is_empty(), "regions": regions })).into_response())
 }
 
 /// The domain answers for users in SCIM terms; the admin API's codes say the same.

@@ -168,7 +168,9 @@ impl IntoResponse for AdminFailure {
 /// elsewhere. Never an HTML page.
 pub async fn not_found(OriginalUri(uri): OriginalUri) -> Response {
     let path = uri.path();
-    if path.starts_with("/scim") {
+    // Anything but the admin API is answered in SCIM terms: a wrong base URL in an IdP is the
+    // likeliest reason to be here.
+    if !path.starts_with("/admin") {
         let err = ScimError::not_found(format!(
             "no SCIM endpoint at {path}. The SCIM base URL is /scim/v2 (the same for every tenant; the \
              token selects the tenant), with /Users, /Groups, /Bulk, /.search, /ServiceProviderConfig, \

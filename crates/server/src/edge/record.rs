@@ -126,6 +126,10 @@ impl NoteSlot {
         });
     }
 
+    fn update_get<T>(&self, f: impl FnOnce(&EventNote) -> T) -> T {
+        f(&self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     fn take(&self) -> EventNote {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -263,7 +267,7 @@ pub async fn record_events(State(state): State<AppState>, mut request: Request, 
         Some(OriginalUri(uri)) => uri.path().to_owned(),
         None => request.uri().path().to_owned(),
     };
-    if !path.starts_with("/scim") {
+    if !is_scim_traffic(&path) {
         let mut response = next.run(request).await;
         set_request_id(&mut response, &request_id);
         return response;
@@ -288,19 +292,23 @@ pub async fn record_events(State(state): State<AppState>, mut request: Request, 
     let duration = pending.started.elapsed();
     set_request_id(&mut response, &request_id);
 
-    let mut note = pending.slot.take();
     if let Some(from_response) = response.extensions_mut().remove::<EventNote>() {
-        note.merge(from_response);
+        pending.slot.update(|n| n.merge(from_response));
     }
-    if note.tenant_id.is_none() && authorization.is_some() {
+    let identified = pending.slot.update_get(|n| n.tenant_id.is_some());
+    if !identified && authorization.is_some() {
         // Refused before (or without) authentication: expired and revoked tokens, wrong paths and
-        // discovery requests still name their tenant. A read, never a write.
+        // discovery requests still name their tenant. A read, never a write; the note stays in
+        // its slot meanwhile, so a client that goes away now still leaves a complete event.
         let header = authorization.as_ref().map(|v| v.to_str().unwrap_or(""));
         if let Some(token) = state.service.identify_token(header).await {
-            note.tenant_id = Some(token.tenant_id);
-            note.token_id = Some(token.id);
+            pending.slot.update(|n| {
+                n.tenant_id = Some(token.tenant_id);
+                n.token_id = Some(token.id);
+            });
         }
     }
+    let note = pending.slot.take();
     pending.record(response.status().as_u16(), note, duration);
     response
 }
@@ -366,6 +374,13 @@ impl Drop for Pending {
         let duration = self.started.elapsed();
         self.record(CLIENT_CLOSED, known, duration);
     }
+}
+
+/// Whether a path is (meant as) SCIM traffic: everything but the admin API, the console and the
+/// health endpoints. An IdP configured with a wrong base URL (`https://host/` so that it calls
+/// `/Users`) is exactly what the log must show.
+fn is_scim_traffic(path: &str) -> bool {
+    !(path.starts_with("/admin/") || path == "/admin" || path == "/healthz" || path == "/readyz" || path == "/metrics")
 }
 
 fn set_request_id(response: &mut Response, request_id: &str) {

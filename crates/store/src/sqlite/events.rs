@@ -42,36 +42,42 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
     })
 }
 
+/// Appends one event inside a write transaction.
+pub(super) fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> Result<(), StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO events (at, tenant_id, token_id, request_id, idp, method, path, operation, subject,
+                 outcome, cause, status, detail, duration_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )
+        .map_err(backend)?;
+    stmt.execute(params![
+        format_time(e.at),
+        e.tenant_id,
+        e.token_id,
+        e.request_id,
+        e.idp.as_str(),
+        e.method,
+        e.path,
+        e.operation,
+        e.subject,
+        e.outcome.as_str(),
+        e.cause.as_str(),
+        e.status,
+        e.detail,
+        e.duration_ms,
+    ])
+    .map_err(backend)?;
+    Ok(())
+}
+
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
         let events = events.to_vec();
         self.write(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO events (at, tenant_id, token_id, request_id, idp, method, path, operation, subject,
-                         outcome, cause, status, detail, duration_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                )
-                .map_err(backend)?;
             for e in &events {
-                stmt.execute(params![
-                    format_time(e.at),
-                    e.tenant_id,
-                    e.token_id,
-                    e.request_id,
-                    e.idp.as_str(),
-                    e.method,
-                    e.path,
-                    e.operation,
-                    e.subject,
-                    e.outcome.as_str(),
-                    e.cause.as_str(),
-                    e.status,
-                    e.detail,
-                    e.duration_ms,
-                ])
-                .map_err(backend)?;
+                insert_event(tx, e)?;
             }
             Ok(())
         })
@@ -117,10 +123,26 @@ impl EventStore for SqliteStore {
     }
 
     async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        self.write(move |tx| {
-            let n = tx.execute("DELETE FROM events WHERE at < ?1", [format_time(before)]).map_err(backend)?;
-            Ok(n as u64)
-        })
-        .await
+        // In chunks, each its own short transaction: a month of events deleted at once would hold
+        // the one writer (and every SCIM write behind it) for seconds.
+        const CHUNK: i64 = 5000;
+        let before = format_time(before);
+        let mut total = 0u64;
+        loop {
+            let cutoff = before.clone();
+            let n = self
+                .write(move |tx| {
+                    tx.execute(
+                        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 ORDER BY id LIMIT ?2)",
+                        params![cutoff, CHUNK],
+                    )
+                    .map_err(backend)
+                })
+                .await?;
+            total += n as u64;
+            if (n as i64) < CHUNK {
+                return Ok(total);
+            }
+        }
     }
 }

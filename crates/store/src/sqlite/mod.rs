@@ -447,17 +447,32 @@ impl Store for SqliteStore {
         self.read(move |c| provisioning::find_user(c, &tenant, &name, email.as_deref())).await
     }
 
-    async fn pending_users(&self, tenant: &str, limit: u32) -> Result<Vec<StoredResource>, StoreError> {
+    async fn any_user(&self, tenant: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.read(move |c| {
+            let res = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = 'User'",
+                    rows::RESOURCE_COLUMNS
+                ))
+                .and_then(|mut s| s.query_row(params![tenant, id], resource_from_row).optional())
+                .map_err(backend)?;
+            res.transpose()
+        })
+        .await
+    }
+
+    async fn pending_users(&self, tenant: &str, offset: u32, limit: u32) -> Result<Vec<StoredResource>, StoreError> {
         let tenant = tenant.to_owned();
         self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(&format!(
                     "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.state = 'pending'
-                     ORDER BY r.state_since, r.seq LIMIT ?2",
+                     ORDER BY r.state_since, r.seq LIMIT ?2 OFFSET ?3",
                     rows::RESOURCE_COLUMNS
                 ))
                 .map_err(backend)?;
-            let rows = stmt.query_map(params![tenant, limit], resource_from_row).map_err(backend)?;
+            let rows = stmt.query_map(params![tenant, limit, offset], resource_from_row).map_err(backend)?;
             let mut out = Vec::new();
             for row in rows {
                 out.push(row.map_err(backend)??);
@@ -561,6 +576,26 @@ impl Store for SqliteStore {
     async fn update_profile(&self, profile: &Profile) -> Result<(), StoreError> {
         let p = profile.clone();
         self.write(move |tx| provisioning::update_profile(tx, &p)).await
+    }
+
+    async fn delete_profile(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.write(move |tx| {
+            let used = |sql: &str| -> Result<bool, StoreError> {
+                tx.query_row(sql, params![tenant, id], |_| Ok(())).optional().map(|r| r.is_some()).map_err(backend)
+            };
+            if used("SELECT 1 FROM mappings WHERE tenant_id = ?1 AND profile_id = ?2 LIMIT 1")? {
+                return Err(StoreError::Conflict { attribute: "mappings".into() });
+            }
+            if used("SELECT 1 FROM resources WHERE tenant_id = ?1 AND profile_id = ?2 LIMIT 1")? {
+                return Err(StoreError::Conflict { attribute: "users".into() });
+            }
+            let n = tx
+                .execute("DELETE FROM profiles WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
+                .map_err(backend)?;
+            if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        })
+        .await
     }
 
     async fn profiles(&self, tenant: &str) -> Result<Vec<Profile>, StoreError> {

@@ -166,6 +166,7 @@ pub(super) fn settings(c: &Connection, tenant: &str) -> Result<TenantSettings, S
 /// Runs one step; `Err(Refused)` rolls the whole transaction back.
 fn run_step(tx: &Transaction<'_>, tenant: &str, step: &Step) -> Result<(), ProvisionError> {
     match step {
+        Step::RecordEvent(event) => super::events::insert_event(tx, event)?,
         Step::TakeSeat { profile_id } => {
             // A conditional increment: exact under any concurrency, on any SQL database.
             let n = tx

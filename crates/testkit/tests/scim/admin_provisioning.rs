@@ -217,11 +217,14 @@ async fn profiles_round_trip_with_usage() {
         "not_found",
         "",
     );
-    // Deleting is not supported yet; the answer says what to do instead.
+    // A profile in use cannot go; the answer says what still uses it.
     let r = a.delete(&format!("{base}/{gold}")).await;
-    assert_admin_error(&r, 405, "method_not_allowed", "\"to gold\"");
-    assert_eq!(r.header("allow"), Some("GET, PATCH"));
+    assert_admin_error(&r, 409, "conflict", "\"to gold\"");
     assert_admin_error(&a.delete(&format!("{base}/no-such-profile")).await, 404, "not_found", "");
+    let spare = a.post(&base, &json!({ "name": "Spare", "max_users": 3 })).await;
+    let spare = spare.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(a.delete(&format!("{base}/{spare}")).await.status, 204, "an unused profile is deleted");
+    assert_admin_error(&a.get(&format!("{base}/{spare}")).await, 404, "not_found", "");
     assert_admin_error(&a.get("/tenants/no-such-tenant/profiles").await, 404, "not_found", "no-such-tenant");
 }
 
@@ -402,7 +405,11 @@ async fn preserve_and_restore_through_the_api() {
 
     let r = a.post(&format!("{users}/{uid}/preserve"), &json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body, json!({ "id": uid, "state": "preserved", "preserved_by": "admin" }));
+    assert_eq!(
+        (&r.body["id"], &r.body["state"], &r.body["preserved_by"]),
+        (&json!(uid), &json!("preserved"), &json!("admin"))
+    );
+    assert_eq!(r.body["user_name"], "frank");
     assert_eq!(c.get(&format!("/Users/{uid}")).await.body["active"], false);
     let (_, profile) = starting_rules(&a, &s.tenant.id).await;
     assert_eq!(profile["active_users"], 0, "the seat is released");
@@ -415,7 +422,7 @@ async fn preserve_and_restore_through_the_api() {
 
     let r = a.post(&format!("{users}/{uid}/restore"), &json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body, json!({ "id": uid, "state": "active", "preserved_by": null }));
+    assert_eq!((&r.body["state"], &r.body["preserved_by"]), (&json!("active"), &Value::Null), "{}", r.text);
     assert_eq!(c.get(&format!("/Users/{uid}")).await.body["active"], true);
     // Restored: the IdP manages the user again.
     let deactivate = patch_op(json!([{ "op": "replace", "path": "active", "value": false }]));
@@ -541,4 +548,104 @@ async fn openapi_documents_the_provisioning_endpoints_and_every_ref_resolves() {
         let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("a local $ref: {r}"));
         assert!(doc.pointer(pointer).is_some(), "{r} resolves");
     }
+}
+
+#[tokio::test]
+async fn a_profile_with_users_cannot_be_deleted() {
+    let s = TestServer::start().await;
+    let a = s.admin();
+    let base = format!("/tenants/{}/profiles", s.tenant.id);
+    let default = s.service.profiles(&s.tenant).await.unwrap().remove(0);
+    // Users are in the Default profile; retarget the catch-all so no mapping points at it.
+    let other =
+        a.post(&base, &json!({ "name": "Other", "max_users": 0 })).await.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.scim().post("/Users", &crate::support::user("kept")).await.status, 201);
+    let catch_all = s.service.mappings(&s.tenant).await.unwrap().remove(0);
+    let r =
+        a.patch(&format!("/tenants/{}/mappings/{}", s.tenant.id, catch_all.id), &json!({ "profile_id": other })).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = a.delete(&format!("{base}/{}", default.id)).await;
+    assert_admin_error(&r, 409, "conflict", "still has users");
+}
+
+#[tokio::test]
+async fn users_created_by_hand_and_tenant_regions_through_the_api() {
+    let s = TestServer::start().await;
+    let a = s.admin();
+    let r = a
+        .post(
+            &format!("/tenants/{}/users", s.tenant.id),
+            &json!({ "userName": "hand.made", "emails": [{ "value": "hand@corp.com" }] }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["managed_by"], "admin");
+    assert_eq!(r.body["state"], "active");
+    let bad = a.post(&format!("/tenants/{}/users", s.tenant.id), &json!({ "displayName": "no userName" })).await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    let found = s.scim().get("/Users?filter=userName%20eq%20%22hand.made%22").await;
+    assert_eq!(found.body["totalResults"], 1);
+
+    let regions = format!("/tenants/{}/regions", s.tenant.id);
+    let r = a.get(&regions).await;
+    assert_eq!(r.body["restricted"], false, "{}", r.text);
+    let eu = a.post("/regions", &json!({ "name": "eu-west" })).await.body["id"].as_str().unwrap().to_owned();
+    let r = a.put(&regions, &json!({ "region_ids": [eu] })).await;
+    assert_admin_error(&r, 409, "conflict", "Allow any user");
+    let r = a.put(&regions, &json!({ "region_ids": ["nope"] })).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let default = s.service.default_region().await.unwrap();
+    let r = a.put(&regions, &json!({ "region_ids": [default.id.clone(), eu.clone()] })).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["restricted"], true);
+    assert_eq!(r.body["regions"].as_array().unwrap().len(), 2);
+    assert_eq!(a.put(&regions, &json!({ "region_ids": [] })).await.body["restricted"], false);
+}
+
+#[tokio::test]
+async fn an_administrator_reaches_users_the_idp_deleted_and_can_purge_them() {
+    let s = TestServer::start().await;
+    let a = s.admin();
+    let c = s.scim();
+    let mut body = user("gone");
+    body["emails"] = json!([{ "value": "gone@corp.com" }]);
+    let uid = c.post("/Users", &body).await.body["id"].as_str().unwrap().to_owned();
+    let users = format!("/tenants/{}/users", s.tenant.id);
+    assert_eq!(a.post(&format!("{users}/{uid}/preserve"), &json!({})).await.status, 200);
+    assert_eq!(c.delete(&format!("/Users/{uid}")).await.status, 204, "the IdP deletes it (preserve policy)");
+    // Hidden from SCIM, still reachable by the administrator: restore hands it back to the IdP.
+    let r = a.post(&format!("{users}/{uid}/restore"), &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["state"], "active");
+    assert_eq!(c.get(&format!("/Users/{uid}")).await.status, 200, "visible again");
+    // Purge releases the email claim whatever the state.
+    assert_eq!(c.delete(&format!("/Users/{uid}")).await.status, 204);
+    assert_eq!(a.delete(&format!("{users}/{uid}")).await.status, 204);
+    assert_admin_error(&a.delete(&format!("{users}/{uid}")).await, 404, "not_found", "");
+    let (_, other) = s.new_tenant("elsewhere").await;
+    let again = s.scim_with(Some(&other)).post("/Users", &body).await;
+    assert_eq!(again.status, 201, "the claim was released: {}", again.text);
+}
+
+#[tokio::test]
+async fn pending_users_are_listed_oldest_first() {
+    let s = TestServer::start().await;
+    let a = s.admin();
+    let catch_all = s.service.mappings(&s.tenant).await.unwrap().remove(0);
+    let path = format!("/tenants/{}/mappings/{}", s.tenant.id, catch_all.id);
+    assert_eq!(a.patch(&path, &json!({ "enabled": false })).await.status, 200);
+    let settings = format!("/tenants/{}/settings", s.tenant.id);
+    assert_eq!(a.put(&settings, &json!({ "hold": { "no_mapping_matched": true } })).await.status, 200);
+    for name in ["first", "second"] {
+        assert_eq!(s.scim().post("/Users", &user(name)).await.status, 201);
+    }
+    let r = a.get(&format!("/tenants/{}/users/pending", s.tenant.id)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let names: Vec<&str> = r.body["users"].as_array().unwrap().iter().filter_map(|u| u["user_name"].as_str()).collect();
+    assert_eq!(names, ["first", "second"]);
+    assert_eq!(r.body["users"][0]["pending_cause"], "no_mapping_matched");
+    // A mapping that matches clears the cause: both are activated, in order.
+    assert_eq!(a.patch(&path, &json!({ "enabled": true })).await.status, 200);
+    let r = a.get(&format!("/tenants/{}/users/pending", s.tenant.id)).await;
+    assert_eq!(r.body["users"].as_array().unwrap().len(), 0, "{}", r.text);
 }

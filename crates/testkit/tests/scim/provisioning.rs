@@ -530,3 +530,75 @@ async fn remapping_on_update_is_a_tenant_setting() {
     let seats: Vec<(String, u32)> = profiles.into_iter().map(|p| (p.name, p.active_users)).collect();
     assert!(seats.contains(&("Finance".into(), 1)) && seats.contains(&("Default".into(), 0)), "{seats:?}");
 }
+
+#[tokio::test]
+async fn deactivation_is_never_refused_by_a_mapping_and_updates_of_active_users_are_never_held() {
+    let s = TestServer::start().await;
+    let profile = only_profile(&s, 1).await;
+    let hold = HoldSettings { no_mapping_matched: true, profile_full: true, region_unhealthy: true };
+    s.service
+        .set_settings(&s.tenant, TenantSettings { hold, remap_on_update: true, ..Default::default() })
+        .await
+        .unwrap();
+    let c = s.scim();
+    let id = c.post("/Users", &user("leaver")).await.body["id"].as_str().unwrap().to_owned();
+    // Every mapping stops matching (the IdP clears the attribute it used), and the region goes down.
+    for m in s.service.mappings(&s.tenant).await.unwrap() {
+        s.service
+            .update_mapping(&s.tenant, &m.id, MappingChange { enabled: Some(false), ..Default::default() })
+            .await
+            .unwrap();
+    }
+    let region = s.service.default_region().await.unwrap();
+    s.service.set_region_health(&region.id, Health::Down).await.unwrap();
+    // An update of the active user is refused as a whole, not turned into a pending user.
+    let r = c.put(&format!("/Users/{id}{WITH_STATE}"), &user("leaver")).await;
+    assert_scim_error(&r, 400, Some("invalidValue"));
+    // Offboarding still works: preserved, seat released.
+    let r = c.patch(&format!("/Users/{id}{WITH_STATE}"), &deactivate()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body[PROVISIONING]["state"], "preserved");
+    assert_eq!(s.service.profile(&s.tenant, &profile).await.unwrap().active_users, 0);
+}
+
+#[tokio::test]
+async fn a_held_user_the_idp_then_deactivates_is_not_activated_later() {
+    let s = TestServer::start().await;
+    let profile = only_profile(&s, 1).await;
+    let hold = HoldSettings { profile_full: true, ..Default::default() };
+    s.service.set_settings(&s.tenant, TenantSettings { hold, ..Default::default() }).await.unwrap();
+    let c = s.scim();
+    assert_eq!(c.post("/Users", &user("seated")).await.status, 201);
+    let held = c.post(&format!("/Users{WITH_STATE}"), &user("held")).await;
+    assert_eq!(held.body[PROVISIONING]["state"], "pending");
+    let id = held.body["id"].as_str().unwrap();
+    let r = c.patch(&format!("/Users/{id}{WITH_STATE}"), &deactivate()).await;
+    assert_eq!(r.body[PROVISIONING]["state"], "preserved", "{}", r.text);
+    s.service.update_profile(&s.tenant, &profile, None, Some(5)).await.unwrap();
+    let now = c.get(&format!("/Users/{id}{WITH_STATE}")).await;
+    assert_eq!(now.body[PROVISIONING]["state"], "preserved");
+    assert_eq!(s.service.profile(&s.tenant, &profile).await.unwrap().active_users, 1);
+}
+
+#[tokio::test]
+async fn a_user_without_user_name_is_no_mapping_matched() {
+    let s = TestServer::start().await;
+    let r = s
+        .scim()
+        .post("/Users", &json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "displayName": "x" }))
+        .await;
+    assert_scim_error(&r, 400, Some("invalidValue"));
+    assert!(r.body["detail"].as_str().unwrap().contains("userName"), "{}", r.text);
+    assert_logged(&s, Cause::NoMappingMatched, Outcome::Refused, 400).await;
+}
+
+#[tokio::test]
+async fn a_wrong_base_url_outside_scim_is_logged_against_the_tenant() {
+    let s = TestServer::start().await;
+    let root = Client::new(&s.base, Some(&s.token));
+    let r = root.get("/Users?filter=userName%20eq%20%22x%22").await;
+    assert_scim_error(&r, 404, None);
+    assert!(r.body["detail"].as_str().unwrap().contains("/scim/v2"), "{}", r.text);
+    let event = assert_logged(&s, Cause::UnknownPath, Outcome::Refused, 404).await;
+    assert_eq!(event.path, "/Users");
+}
