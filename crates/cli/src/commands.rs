@@ -47,6 +47,7 @@ async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<()
     println!("  Admin API:       {origin}/admin/api/v1   (OpenAPI: {origin}/admin/api/v1/openapi.json)");
     println!("  Data directory:  {}", config.data_dir.display());
     println!("  Provisioning log: events kept {} days", config.event_retention_days);
+    service.ensure_tenants_seeded().await.map_err(|e| e.to_string())?;
     if service.tenants().await.map_err(|e| e.to_string())?.is_empty() {
         let tenant = service.create_tenant(DEFAULT_TENANT).await.map_err(|e| e.to_string())?;
         let issued = service.issue_token(&tenant.id, TokenRequest::default()).await.map_err(|e| e.to_string())?;

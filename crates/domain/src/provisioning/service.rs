@@ -106,6 +106,19 @@ impl Service {
         Ok(self.store.insert_mapping(&mapping).await?)
     }
 
+    /// Seeds every tenant that has no profile yet (a tenant whose seeding was interrupted); run
+    /// at start, so that provisioning works for every tenant without configuration.
+    pub async fn ensure_tenants_seeded(&self) -> Result<u32> {
+        let mut seeded = 0;
+        for tenant in self.store.tenants().await? {
+            if self.store.profiles(&tenant.id).await?.is_empty() {
+                self.seed_tenant(&tenant).await?;
+                seeded += 1;
+            }
+        }
+        Ok(seeded)
+    }
+
     /// A region by id.
     pub async fn region(&self, id: &str) -> Result<Region> {
         self.store.region(id).await?.ok_or_else(|| DomainError::NotFound(format!("no region with id '{id}'")))
