@@ -123,6 +123,28 @@ impl SqliteStore {
     }
 }
 
+/// Runs a query and collects its rows.
+fn all<T, P: rusqlite::Params>(
+    c: &Connection,
+    sql: &str,
+    params: P,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = c.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt.query_map(params, row).map_err(backend)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+}
+
+/// Runs a query for at most one row.
+fn one<T, P: rusqlite::Params>(
+    c: &Connection,
+    sql: &str,
+    params: P,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, StoreError> {
+    c.prepare_cached(sql).and_then(|mut s| s.query_row(params, row).optional()).map_err(backend)
+}
+
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
@@ -224,11 +246,12 @@ impl Store for SqliteStore {
 
     async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         self.read(|c| {
-            let mut stmt = c
-                .prepare_cached("SELECT id, name, token_lifetime_days, created_at FROM tenants ORDER BY created_at, id")
-                .map_err(backend)?;
-            let rows = stmt.query_map([], tenant_from_row).map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            all(
+                c,
+                "SELECT id, name, token_lifetime_days, created_at FROM tenants ORDER BY created_at, id",
+                [],
+                tenant_from_row,
+            )
         })
         .await
     }
@@ -236,9 +259,7 @@ impl Store for SqliteStore {
     async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
         let id = id.to_owned();
         self.read(move |c| {
-            c.prepare_cached("SELECT id, name, token_lifetime_days, created_at FROM tenants WHERE id = ?1")
-                .and_then(|mut s| s.query_row([id], tenant_from_row).optional())
-                .map_err(backend)
+            one(c, "SELECT id, name, token_lifetime_days, created_at FROM tenants WHERE id = ?1", [id], tenant_from_row)
         })
         .await
     }
@@ -246,9 +267,12 @@ impl Store for SqliteStore {
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
         let name = name.to_owned();
         self.read(move |c| {
-            c.prepare_cached("SELECT id, name, token_lifetime_days, created_at FROM tenants WHERE name = ?1")
-                .and_then(|mut s| s.query_row([name], tenant_from_row).optional())
-                .map_err(backend)
+            one(
+                c,
+                "SELECT id, name, token_lifetime_days, created_at FROM tenants WHERE name = ?1",
+                [name],
+                tenant_from_row,
+            )
         })
         .await
     }
@@ -277,26 +301,18 @@ impl Store for SqliteStore {
     async fn token_by_prefix(&self, prefix: &str) -> Result<Option<TokenRecord>, StoreError> {
         let prefix = prefix.to_owned();
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {} FROM tokens WHERE prefix = ?1", rows::TOKEN_COLUMNS))
-                .and_then(|mut s| s.query_row([prefix], token_from_row).optional())
-                .map_err(backend)
+            one(c, &format!("SELECT {} FROM tokens WHERE prefix = ?1", rows::TOKEN_COLUMNS), [prefix], token_from_row)
         })
         .await
     }
 
     async fn tokens(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
         let tenant = tenant.to_owned();
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM tokens WHERE tenant_id = ?1 ORDER BY created_at DESC, id DESC",
-                    rows::TOKEN_COLUMNS
-                ))
-                .map_err(backend)?;
-            let rows = stmt.query_map([tenant], token_from_row).map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
-        })
-        .await
+        let sql = format!(
+            "SELECT {} FROM tokens WHERE tenant_id = ?1 ORDER BY created_at DESC, id DESC",
+            rows::TOKEN_COLUMNS
+        );
+        self.read(move |c| all(c, &sql, [tenant], token_from_row)).await
     }
 
     async fn revoke_token(
@@ -483,14 +499,8 @@ impl Store for SqliteStore {
     }
 
     async fn tenants_with_pending(&self) -> Result<Vec<String>, StoreError> {
-        self.read(|c| {
-            let mut stmt = c
-                .prepare_cached("SELECT DISTINCT tenant_id FROM resources WHERE state = 'pending'")
-                .map_err(backend)?;
-            let rows = stmt.query_map([], |r| r.get(0)).map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
-        })
-        .await
+        self.read(|c| all(c, "SELECT DISTINCT tenant_id FROM resources WHERE state = 'pending'", [], |r| r.get(0)))
+            .await
     }
 
     async fn insert_region(&self, region: &Region) -> Result<(), StoreError> {
@@ -504,34 +514,22 @@ impl Store for SqliteStore {
     }
 
     async fn regions(&self) -> Result<Vec<Region>, StoreError> {
-        self.read(|c| {
-            let mut stmt = c
-                .prepare_cached(&format!("SELECT {} FROM regions ORDER BY name", provisioning::REGION_COLUMNS))
-                .map_err(backend)?;
-            let rows = stmt.query_map([], provisioning::region_from_row).map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
-        })
-        .await
+        let sql = format!("SELECT {} FROM regions ORDER BY name", provisioning::REGION_COLUMNS);
+        self.read(move |c| all(c, &sql, [], provisioning::region_from_row)).await
     }
 
     async fn region(&self, id: &str) -> Result<Option<Region>, StoreError> {
         let id = id.to_owned();
-        self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {} FROM regions WHERE id = ?1", provisioning::REGION_COLUMNS))
-                .and_then(|mut s| s.query_row([id], provisioning::region_from_row).optional())
-                .map_err(backend)
-        })
-        .await
+        let sql = format!("SELECT {} FROM regions WHERE id = ?1", provisioning::REGION_COLUMNS);
+        self.read(move |c| one(c, &sql, [id], provisioning::region_from_row)).await
     }
 
     async fn tenant_regions(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
         let tenant = tenant.to_owned();
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached("SELECT region_id FROM tenant_regions WHERE tenant_id = ?1 ORDER BY region_id")
-                .map_err(backend)?;
-            let rows = stmt.query_map([tenant], |r| r.get(0)).map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            all(c, "SELECT region_id FROM tenant_regions WHERE tenant_id = ?1 ORDER BY region_id", [tenant], |r| {
+                r.get(0)
+            })
         })
         .await
     }
@@ -600,30 +598,14 @@ impl Store for SqliteStore {
 
     async fn profiles(&self, tenant: &str) -> Result<Vec<Profile>, StoreError> {
         let tenant = tenant.to_owned();
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM profiles WHERE tenant_id = ?1 ORDER BY name",
-                    provisioning::PROFILE_COLUMNS
-                ))
-                .map_err(backend)?;
-            let rows = stmt.query_map([tenant], provisioning::profile_from_row).map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
-        })
-        .await
+        let sql = format!("SELECT {} FROM profiles WHERE tenant_id = ?1 ORDER BY name", provisioning::PROFILE_COLUMNS);
+        self.read(move |c| all(c, &sql, [tenant], provisioning::profile_from_row)).await
     }
 
     async fn profile(&self, tenant: &str, id: &str) -> Result<Option<Profile>, StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {} FROM profiles WHERE tenant_id = ?1 AND id = ?2",
-                provisioning::PROFILE_COLUMNS
-            ))
-            .and_then(|mut s| s.query_row(params![tenant, id], provisioning::profile_from_row).optional())
-            .map_err(backend)
-        })
-        .await
+        let sql = format!("SELECT {} FROM profiles WHERE tenant_id = ?1 AND id = ?2", provisioning::PROFILE_COLUMNS);
+        self.read(move |c| one(c, &sql, params![tenant, id], provisioning::profile_from_row)).await
     }
 
     async fn insert_mapping(&self, mapping: &Mapping) -> Result<(), StoreError> {
@@ -649,17 +631,11 @@ impl Store for SqliteStore {
 
     async fn mappings(&self, tenant: &str) -> Result<Vec<Mapping>, StoreError> {
         let tenant = tenant.to_owned();
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM mappings WHERE tenant_id = ?1 ORDER BY priority, created_at, id",
-                    provisioning::MAPPING_COLUMNS
-                ))
-                .map_err(backend)?;
-            let rows = stmt.query_map([tenant], provisioning::mapping_from_row).map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
-        })
-        .await
+        let sql = format!(
+            "SELECT {} FROM mappings WHERE tenant_id = ?1 ORDER BY priority, created_at, id",
+            provisioning::MAPPING_COLUMNS
+        );
+        self.read(move |c| all(c, &sql, [tenant], provisioning::mapping_from_row)).await
     }
 }
 
