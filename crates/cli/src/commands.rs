@@ -3,12 +3,15 @@
 use std::sync::Arc;
 
 use scimd_domain::clock::{SystemClock, SystemRandom, format_time};
+use scimd_domain::doctor::DoctorOptions;
 use scimd_domain::token::TokenRequest;
 use scimd_domain::{Limits, Service};
 use scimd_server::{AppState, Settings};
 use scimd_store::SqliteStore;
 
-use crate::config::{Cli, Command, FileConfig, RegionCommand, ServeConfig, TenantCommand, TokenCommand, data_dir};
+use crate::config::{
+    Cli, Command, DoctorArgs, FileConfig, Format, RegionCommand, ServeConfig, TenantCommand, TokenCommand, data_dir,
+};
 
 /// The tenant created on first start.
 const DEFAULT_TENANT: &str = "default";
@@ -18,18 +21,29 @@ fn open_service(dir: &std::path::Path) -> Result<Service, String> {
     Ok(Service::new(Arc::new(store), Arc::new(SystemClock), Arc::new(SystemRandom), Limits::default()))
 }
 
-/// Runs a parsed command line.
-pub async fn run(cli: Cli) -> Result<(), String> {
+/// Runs a parsed command line; `Ok` carries the exit status (nonzero only for the doctor's
+/// warnings and errors).
+pub async fn run(cli: Cli) -> Result<u8, String> {
     let file = FileConfig::load(cli.common.config.as_deref())?;
     match cli.command {
         Command::Serve(args) => {
             // From the environment only: a flag would show the secret in `ps`.
             let operator_token = std::env::var("SCIMD_OPERATOR_TOKEN").ok().filter(|t| !t.is_empty());
-            serve(ServeConfig::resolve(&cli.common, &args, &file)?, operator_token).await
+            serve(ServeConfig::resolve(&cli.common, &args, &file)?, operator_token).await.map(|()| 0)
         }
-        Command::Tenant(cmd) => tenant(&open_service(&data_dir(&cli.common, &file))?, cmd).await,
-        Command::Token(cmd) => token(&open_service(&data_dir(&cli.common, &file))?, cmd).await,
-        Command::Region(cmd) => region(&open_service(&data_dir(&cli.common, &file))?, cmd).await,
+        Command::Tenant(cmd) => tenant(&open_service(&data_dir(&cli.common, &file))?, cmd).await.map(|()| 0),
+        Command::Token(cmd) => token(&open_service(&data_dir(&cli.common, &file))?, cmd).await.map(|()| 0),
+        Command::Region(cmd) => region(&open_service(&data_dir(&cli.common, &file))?, cmd).await.map(|()| 0),
+        Command::Doctor(args) => {
+            let dir = data_dir(&cli.common, &file);
+            if !dir.exists() {
+                // Opening would create an empty database and report on nothing.
+                return Err(format!("no scimd data directory at {} (give --data-dir)", dir.display()));
+            }
+            let public_url =
+                std::env::var("SCIMD_PUBLIC_URL").ok().filter(|u| !u.is_empty()).or_else(|| file.public_url.clone());
+            doctor(&open_service(&dir)?, args, public_url).await
+        }
     }
 }
 
@@ -190,4 +204,46 @@ async fn region(service: &Service, cmd: RegionCommand) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `scimd doctor`: the report on one tenant or on each; the exit status is the worst one's.
+async fn doctor(service: &Service, args: DoctorArgs, public_url: Option<String>) -> Result<u8, String> {
+    let tenants = match &args.tenant {
+        Some(t) => vec![service.find_tenant(t).await.map_err(|e| e.to_string())?],
+        None => {
+            let all = service.tenants().await.map_err(|e| e.to_string())?;
+            if args.user.is_some() && all.len() != 1 {
+                return Err(format!("--user needs --tenant (this cloud has {} tenants)", all.len()));
+            }
+            all
+        }
+    };
+    let base_url = public_url.map(|u| format!("{}/scim/v2", u.trim_end_matches('/')));
+    let mut reports = Vec::with_capacity(tenants.len());
+    for tenant in &tenants {
+        let options = DoctorOptions { user: args.user.clone(), window_days: args.days, base_url: base_url.clone() };
+        reports.push(service.doctor_with(tenant, options).await.map_err(|e| e.to_string())?);
+    }
+    match args.format {
+        Format::Json => {
+            // One tenant asked for: exactly the admin API's report; every tenant: a list of them.
+            let json = match (&args.tenant, reports.as_slice()) {
+                (Some(_), [one]) => serde_json::to_string_pretty(one),
+                _ => serde_json::to_string_pretty(&serde_json::json!({ "reports": reports })),
+            };
+            println!("{}", json.map_err(|e| e.to_string())?);
+        }
+        Format::Text => {
+            if reports.is_empty() {
+                println!("No tenants.");
+            }
+            for (i, report) in reports.iter().enumerate() {
+                if i > 0 {
+                    println!("\n{}\n", "-".repeat(72));
+                }
+                print!("{}", scimd_domain::doctor::text::render(report));
+            }
+        }
+    }
+    Ok(reports.iter().map(|r| r.exit_code()).max().unwrap_or(0))
 }

@@ -46,6 +46,35 @@ pub enum Command {
     /// Manage storage regions and their health.
     #[command(subcommand)]
     Region(RegionCommand),
+    /// Explain why users are not provisioned: findings with evidence and fix, for every tenant or
+    /// one; exit status 0 healthy, 1 warnings, 2 errors (3 when the doctor could not run).
+    Doctor(DoctorArgs),
+}
+
+/// Output of `scimd doctor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// The admin API's report (a list of reports under "reports" when every tenant is examined).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Tenant id or name [default: every tenant].
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Explain one user (userName, email or externalId); needs --tenant unless there is only one tenant.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Look-back window over the provisioning log, in days.
+    #[arg(long, default_value_t = scimd_domain::doctor::DEFAULT_WINDOW_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(scimd_domain::doctor::MAX_WINDOW_DAYS)))]
+    pub days: u32,
 }
 
 #[derive(Debug, Args)]

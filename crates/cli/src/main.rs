@@ -5,20 +5,35 @@ mod config;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = config::Cli::parse();
+    let cli = match config::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            if !e.use_stderr() {
+                // --help and --version.
+                return ExitCode::SUCCESS;
+            }
+            // clap's usage errors exit 2, which from the doctor would read as "errors found".
+            let doctor = std::env::args().skip(1).any(|a| a == "doctor");
+            return ExitCode::from(if doctor { 3 } else { 2 });
+        }
+    };
+    // Monitoring reads 1 and 2 as the doctor's warnings and errors; a doctor that could not run
+    // exits 3 (Nagios' "unknown") so that it is never mistaken for either.
+    let failure = if matches!(cli.command, config::Command::Doctor(_)) { ExitCode::from(3) } else { ExitCode::FAILURE };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     match commands::run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(message) => {
             eprintln!("scimd: {message}");
-            ExitCode::FAILURE
+            failure
         }
     }
 }

@@ -268,3 +268,70 @@ fn sigterm_lets_in_flight_requests_finish_and_loses_nothing() {
     assert_eq!(code, 200);
     assert_eq!(list["totalResults"], 1000, "every acknowledged create survived the shutdown");
 }
+
+#[test]
+fn doctor_exit_status_follows_the_worst_finding_while_serve_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[], &[]);
+    let token = s.printed("scimd_").unwrap();
+    let doctor = |args: &[&str]| {
+        let out = Command::new(BIN).arg("doctor").args(args).arg("--data-dir").arg(dir.path()).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The server writes the provisioning log in the background: wait until the doctor, another
+    // process reading the same database, sees `events` of them.
+    let settled = |events: u64, code: i32| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, out, err) = doctor(&["--tenant", "default", "--format", "json"]);
+            let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+            if report["events_examined"].as_u64() >= Some(events) {
+                assert_eq!(status, Some(code), "{out}{err}");
+                assert_eq!(report["exit_code"], code);
+                return report;
+            }
+            assert!(Instant::now() < deadline, "the event never reached the database: {out}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    assert_eq!(http(s.port, "GET", "/scim/v2/Users", Some(&token), None).0, 200);
+    let report = settled(1, 0);
+    assert_eq!(report["status"], "healthy");
+    let (status, out, _) = doctor(&[]);
+    assert_eq!(status, Some(0), "{out}");
+    assert!(out.contains("Tenant \"default\"") && out.contains("No problems found."), "{out}");
+
+    // A valid token at a wrong path: recorded against the tenant, an error.
+    assert_eq!(http(s.port, "POST", "/scim/Users", Some(&token), Some(&json!({ "userName": "x" }))).0, 404);
+    let report = settled(2, 2);
+    let wrong = report["findings"].as_array().unwrap().iter().find(|f| f["code"] == "wrong_url").cloned();
+    let wrong = wrong.expect("wrong_url finding");
+    assert_eq!(
+        (wrong["severity"].as_str(), wrong["evidence"]["paths"][0]["path"].as_str()),
+        (Some("error"), Some("/scim/Users"))
+    );
+    let (status, out, _) = doctor(&[]);
+    assert_eq!(status, Some(2), "{out}");
+    assert!(out.contains("ERROR") && out.contains("[wrong_url]") && out.contains("          1. "), "{out}");
+    assert!(out.contains("paths:") && out.contains("/scim/Users"), "evidence lines: {out}");
+    // Every tenant as JSON: a list of reports.
+    let (status, out, _) = doctor(&["--format", "json"]);
+    let all: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((status, all["reports"].as_array().map(Vec::len)), (Some(2), Some(1)));
+    // A user no request mentioned (one tenant: --tenant may be left out).
+    let (status, out, _) = doctor(&["--user", "alice@corp.com"]);
+    assert_eq!(status, Some(2));
+    assert!(out.contains("[never_heard_of]"), "{out}");
+    // A doctor that cannot run is neither a warning nor an error.
+    let (status, _, err) = doctor(&["--tenant", "nope"]);
+    assert_eq!(status, Some(3));
+    assert!(err.contains("no tenant"), "{err}");
+    let (status, _, err) = doctor(&["--days", "0"]);
+    assert_eq!(status, Some(3), "a usage error too: {err}");
+    assert!(err.contains("--days"), "{err}");
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 pub mod bulk;
 pub mod clock;
+pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod provisioning;

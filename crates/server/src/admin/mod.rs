@@ -1,6 +1,7 @@
 //! The admin API (`/admin/api/v1`): JSON for operators (and, later, the console), authenticated by
 //! the operator token and described by the OpenAPI document at `/admin/api/v1/openapi.json`.
 
+mod doctor;
 mod events;
 mod input;
 mod provisioning;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/tenants/{id}/tokens", get(tenants::list_tokens).post(tenants::create_token))
         .route("/tenants/{id}/tokens/{token_id}", delete(tenants::revoke_token))
         .route("/tenants/{id}/events", get(events::tenant_events))
+        .route("/tenants/{id}/doctor", get(doctor::tenant_doctor))
         .route("/tenants/{id}/profiles", get(provisioning::list_profiles).post(provisioning::create_profile))
         .route(
             "/tenants/{id}/profiles/{profile_id}",

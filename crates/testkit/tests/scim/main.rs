@@ -5,6 +5,7 @@ mod admin_provisioning;
 mod auth;
 mod bulk;
 mod discovery;
+mod doctor;
 mod edge;
 mod etags;
 mod events;

@@ -1,0 +1,80 @@
+//! The provisioning doctor of a tenant: `GET /tenants/{id}/doctor[?user=&days=]`.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
+use scimd_domain::doctor::{DoctorOptions, MAX_WINDOW_DAYS};
+
+use super::Operator;
+use super::input::{Reply, invalid};
+use crate::AppState;
+use crate::edge::AdminFailure;
+
+/// Reads `user` and `days`; unknown parameters are refused so that a typo is never ignored.
+fn parse_query(raw: Option<&str>) -> Result<DoctorOptions, AdminFailure> {
+    let mut options = DoctorOptions::default();
+    for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        if value.is_empty() {
+            continue;
+        }
+        match name.as_ref() {
+            "user" => options.user = Some(value.into_owned()),
+            "days" => {
+                let days = value.parse::<u32>().ok().filter(|d| (1..=MAX_WINDOW_DAYS).contains(d));
+                options.window_days =
+                    days.ok_or_else(|| invalid(format!("\"days\" must be between 1 and {MAX_WINDOW_DAYS}")))?;
+            }
+            other => return Err(invalid(format!("unknown parameter \"{other}\"; allowed: user, days"))),
+        }
+    }
+    Ok(options)
+}
+
+/// The SCIM base URL the tenant's IdP should use, as this request sees the server: the
+/// configured public URL, else the `Host` the admin reached (only when it is a plain authority,
+/// so that nothing a client sends can change the advice's meaning).
+fn scim_base(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    if let Some(url) = &state.public_url {
+        return Some(format!("{}/scim/v2", url.trim_end_matches('/')));
+    }
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let plain = !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    plain.then(|| format!("http://{host}/scim/v2"))
+}
+
+/// `GET /tenants/{id}/doctor?user=&days=`: the report (findings with severity, code, title,
+/// evidence and fix) over the last `days` (default 7), about one user when `user` is given.
+pub async fn tenant_doctor(
+    _: Operator,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Reply {
+    let Path(id) = path?;
+    let tenant = state.service.tenant(&id).await?;
+    let mut options = parse_query(raw.as_deref())?;
+    options.base_url = scim_base(&state, &headers);
+    let report = state.service.doctor_with(&tenant, options).await?;
+    Ok(Json(report).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_parse_and_refuse_what_they_do_not_know() {
+        let o = parse_query(Some("user=alice%40corp.com&days=3")).unwrap_or_else(|e| panic!("{}", e.message));
+        assert_eq!((o.user.as_deref(), o.window_days), (Some("alice@corp.com"), 3));
+        assert_eq!(parse_query(None).map(|o| o.window_days).ok(), Some(7));
+        let err = |raw: &str| parse_query(Some(raw)).err().map(|e| e.message).unwrap_or_default();
+        assert!(err("days=0").contains("between 1 and"));
+        assert!(err("days=x").contains("between 1 and"));
+        assert!(err("usr=a").contains("unknown parameter"));
+    }
+}
