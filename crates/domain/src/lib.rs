@@ -17,6 +17,7 @@ pub mod resources;
 pub mod store;
 pub mod tenant;
 pub mod token;
+pub mod webhooks;
 
 pub use error::{DomainError, Result};
 

@@ -192,7 +192,8 @@ impl Service {
         let now = self.clock.now();
         let res =
             StoredResource { id: self.new_id(), kind, doc, created: now, modified: now, version: 1, placement: None };
-        self.store.insert_resource(&tenant.id, &res).await.map_err(|e| write_error(e, &res))?;
+        let write = crate::store::ResourceWrite::Insert(res.clone());
+        self.provision_logged(tenant, None, &[], &write).await.map_err(|e| write_error(store_error(e), &res))?;
         Ok(res)
     }
 
@@ -289,7 +290,8 @@ impl Service {
             version: current.version + 1,
             ..current.clone()
         };
-        match self.store.update_resource(&tenant.id, &res, current.version).await {
+        let write = crate::store::ResourceWrite::Update { res: res.clone(), expected_version: current.version };
+        match self.provision_logged(tenant, None, &[], &write).await.map_err(store_error) {
             Ok(()) => Ok(Some(res)),
             Err(StoreError::VersionMismatch) => Ok(None),
             Err(StoreError::NotFound) => Err(not_found(res.kind, &res.id)),
@@ -331,7 +333,13 @@ impl Service {
             }
             None => None,
         };
-        match self.store.delete_resource(&tenant.id, kind, id, expected, self.clock.now()).await {
+        let write = crate::store::ResourceWrite::Delete {
+            kind,
+            id: id.to_owned(),
+            expected_version: expected,
+            at: self.clock.now(),
+        };
+        match self.provision_logged(tenant, None, &[], &write).await.map_err(store_error) {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(not_found(kind, id)),
             Err(StoreError::VersionMismatch) => Err(ScimError::precondition_failed(format!(
@@ -488,6 +496,15 @@ fn write_error(e: StoreError, res: &StoredResource) -> DomainError {
             .into()
         }
         other => other.into(),
+    }
+}
+
+/// A group write goes through the provisioning transaction (for its lifecycle event) but has no
+/// steps that can refuse; a refusal would be a bug, reported as a store failure.
+fn store_error(e: crate::store::ProvisionError) -> StoreError {
+    match e {
+        crate::store::ProvisionError::Store(e) => e,
+        crate::store::ProvisionError::Refused(r) => StoreError::Backend(format!("unexpected refusal: {r:?}")),
     }
 }
 

@@ -13,6 +13,7 @@ use crate::query::{ListQuery, Page};
 use crate::resources::StoredResource;
 use crate::tenant::Tenant;
 use crate::token::TokenRecord;
+use crate::webhooks::WebhookStore;
 
 /// Why a store call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +44,9 @@ pub enum Step {
     /// Append an event to the provisioning log with the write (work nobody's request carries,
     /// such as an activation, is logged atomically with it).
     RecordEvent(Box<crate::events::Event>),
+    /// Append a row to the tenant's outbox (a lifecycle event of the write), unless its
+    /// idempotency key is already there: the event exists exactly when the change does.
+    Outbox(Box<crate::webhooks::OutboxEntry>),
     /// Take a seat of the profile, or refuse with `ProfileFull`.
     TakeSeat {
         /// The profile.
@@ -158,7 +162,7 @@ pub enum ProvisionError {
 
 /// Persistent state. Every method is one transaction.
 #[async_trait]
-pub trait Store: EventStore + Send + Sync + 'static {
+pub trait Store: EventStore + WebhookStore + Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -1,6 +1,7 @@
 //! scimd's HTTP side: the SCIM 2.0 service provider at `/scim/v2`, the admin API at
-//! `/admin/api/v1`, and `/healthz` / `/readyz`. Handlers are thin: they parse what HTTP carries,
-//! call the domain's [`Service`], and render; every error becomes a response in [`edge`].
+//! `/admin/api/v1`, `/healthz` / `/readyz`, and Prometheus metrics at `/metrics`. Handlers are
+//! thin: they parse what HTTP carries, call the domain's [`Service`], and render; every error
+//! becomes a response in [`edge`].
 
 #![warn(missing_docs)]
 
@@ -20,9 +21,11 @@ mod edge;
 pub mod events;
 mod health;
 pub mod jobs;
+pub mod metrics;
 mod scim;
 
 pub use events::EventRecorder;
+pub use metrics::{Metrics, WebhookResult};
 
 /// Settings of the HTTP side that are not part of the domain.
 #[derive(Debug, Clone)]
@@ -47,6 +50,8 @@ pub struct AppState {
     pub public_url: Option<Arc<str>>,
     /// Where each SCIM request's event goes (written in the background, pruned past the retention).
     pub recorder: EventRecorder,
+    /// This server's metrics (its own registry: servers in one process do not share counts).
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -55,7 +60,7 @@ impl AppState {
     pub fn new(service: Service, public_url: Option<String>, settings: Settings) -> Self {
         let recorder = EventRecorder::start(service.clone(), settings.event_retention);
         jobs::start(service.clone());
-        AppState { service, public_url: public_url.map(Into::into), recorder }
+        AppState { service, public_url: public_url.map(Into::into), recorder, metrics: Metrics::new() }
     }
 }
 
@@ -64,6 +69,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::scrape))
         .nest("/scim/v2", scim::router())
         .nest("/admin/api/v1", admin::router())
         .fallback(edge::not_found)

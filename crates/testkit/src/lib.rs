@@ -11,7 +11,7 @@ use scimd_domain::events::{Event, EventQuery};
 use scimd_domain::tenant::Tenant;
 use scimd_domain::token::TokenRequest;
 use scimd_domain::{Limits, Service};
-use scimd_server::{AppState, EventRecorder, Settings};
+use scimd_server::{AppState, EventRecorder, Metrics, Settings};
 use scimd_store::SqliteStore;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -33,6 +33,8 @@ pub struct TestServer {
     pub token: String,
     /// The server's provisioning log writer.
     pub recorder: EventRecorder,
+    /// The server's metrics (its own registry), e.g. to count a webhook delivery.
+    pub metrics: Metrics,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -58,13 +60,25 @@ impl TestServer {
         let (tx, rx) = oneshot::channel::<()>();
         let state = AppState::new(service.clone(), None, Settings::default());
         let recorder = state.recorder.clone();
+        let metrics = state.metrics.clone();
         let task = tokio::spawn(async move {
             let _ = scimd_server::serve(listener, state, async {
                 let _ = rx.await;
             })
             .await;
         });
-        TestServer { base, service, clock, tenant, token, recorder, shutdown: Some(tx), task: Some(task), _dir: dir }
+        TestServer {
+            base,
+            service,
+            clock,
+            tenant,
+            token,
+            recorder,
+            metrics,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
     }
 
     /// Waits until every event recorded so far is in the database.

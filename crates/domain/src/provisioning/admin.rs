@@ -409,7 +409,7 @@ impl Service {
         };
         let released = !steps.is_empty();
         let write = ResourceWrite::Update { res: next.clone(), expected_version: current.version };
-        match self.store.provision(&tenant.id, &steps, &write).await {
+        match self.provision_logged(tenant, current.placement.as_ref(), &steps, &write).await {
             Ok(()) => {
                 if released {
                     self.seat_released(tenant).await;
@@ -459,7 +459,7 @@ impl Service {
             expected_version: None,
             at: self.now(),
         };
-        match self.store.provision(&tenant.id, &steps, &write).await {
+        match self.provision_logged(tenant, current.placement.as_ref(), &steps, &write).await {
             Ok(()) => {
                 if !steps.is_empty() {
                     self.seat_released(tenant).await;

@@ -299,7 +299,7 @@ impl Service {
             }
         };
         let released = placement.state == UserState::Active;
-        match self.store.provision(&tenant.id, &steps, &write).await {
+        match self.provision_logged(tenant, current.placement.as_ref(), &steps, &write).await {
             Ok(()) => {
                 if released {
                     self.seat_released(tenant).await;
@@ -430,7 +430,7 @@ impl Service {
         })));
         let placed = StoredResource { placement: Some(plan.placement), ..next };
         let write = ResourceWrite::Update { res: placed, expected_version: user.version };
-        match self.store.provision(&tenant.id, &plan.steps, &write).await {
+        match self.provision_logged(tenant, user.placement.as_ref(), &plan.steps, &write).await {
             Ok(()) => Ok(true),
             Err(ProvisionError::Refused(_) | ProvisionError::Store(StoreError::VersionMismatch)) => Ok(false),
             Err(ProvisionError::Store(e)) => Err(e.into()),
@@ -454,7 +454,8 @@ impl Service {
             Ok(plan) => {
                 intended = (plan.placement.profile_id.clone(), plan.placement.region_id.clone());
                 let placed = StoredResource { placement: Some(plan.placement), ..res.clone() };
-                match self.store.provision(&tenant.id, &plan.steps, &write(placed.clone())).await {
+                // `res` still carries the placement it had before this write (none when new).
+                match self.provision_logged(tenant, res.placement.as_ref(), &plan.steps, &write(placed.clone())).await {
                     Ok(()) => return Ok(placed),
                     Err(ProvisionError::Refused(r)) => refusal(r, &res),
                     Err(ProvisionError::Store(e)) => return Err(write_failure(e, &res)),
@@ -485,7 +486,7 @@ impl Service {
             }),
             ..res.clone()
         };
-        match self.store.provision(&tenant.id, &steps, &write(pending.clone())).await {
+        match self.provision_logged(tenant, previous.as_ref(), &steps, &write(pending.clone())).await {
             Ok(()) => Ok(pending),
             Err(ProvisionError::Refused(r)) => Err(refusal(r, &res).into()),
             Err(ProvisionError::Store(e)) => Err(write_failure(e, &res)),

@@ -6,6 +6,7 @@ mod events;
 mod input;
 mod provisioning;
 mod tenants;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -27,6 +28,11 @@ pub fn router() -> Router<AppState> {
         .route("/tenants/{id}/tokens/{token_id}", delete(tenants::revoke_token))
         .route("/tenants/{id}/events", get(events::tenant_events))
         .route("/tenants/{id}/doctor", get(doctor::tenant_doctor))
+        .route("/tenants/{id}/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/tenants/{id}/webhooks/{webhook_id}", delete(webhooks::delete))
+        .route("/tenants/{id}/webhooks/{webhook_id}/test", post(webhooks::test))
+        .route("/tenants/{id}/webhooks/{webhook_id}/deliveries", get(webhooks::deliveries))
+        .route("/tenants/{id}/feed", get(webhooks::feed))
         .route("/tenants/{id}/profiles", get(provisioning::list_profiles).post(provisioning::create_profile))
         .route(
             "/tenants/{id}/profiles/{profile_id}",

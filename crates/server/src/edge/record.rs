@@ -24,6 +24,7 @@ use time::OffsetDateTime;
 
 use crate::AppState;
 use crate::events::EventRecorder;
+use crate::metrics::Metrics;
 
 /// The request-id header: taken from the request when usable, always sent back.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -276,6 +277,7 @@ pub async fn record_events(State(state): State<AppState>, mut request: Request, 
     request.extensions_mut().insert(slot.clone());
     let mut pending = Pending {
         recorder: state.recorder.clone(),
+        metrics: state.metrics.clone(),
         started: Instant::now(),
         at: state.service.now(),
         request_id: request_id.clone(),
@@ -318,6 +320,7 @@ pub async fn record_events(State(state): State<AppState>, mut request: Request, 
 /// since the request reached scimd and may have taken effect.
 struct Pending {
     recorder: EventRecorder,
+    metrics: Metrics,
     started: Instant,
     at: OffsetDateTime,
     request_id: String,
@@ -336,7 +339,7 @@ impl Pending {
             "unknown" if status == 404 => Cause::UnknownPath,
             _ => cause_for_status(status),
         });
-        self.recorder.record(Event {
+        let event = Event {
             id: 0,
             at: self.at,
             tenant_id: note.tenant_id,
@@ -352,7 +355,10 @@ impl Pending {
             status,
             detail: note.detail.map(|d| truncate(&d, MAX_DETAIL)),
             duration_ms: u32::try_from(duration.as_millis()).unwrap_or(u32::MAX),
-        });
+        };
+        // From the very event the log keeps, so metrics and log always agree.
+        self.metrics.request(&event, duration);
+        self.recorder.record(event);
     }
 }
 

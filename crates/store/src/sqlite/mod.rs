@@ -7,6 +7,7 @@ mod filter_sql;
 mod functions;
 mod provisioning;
 mod rows;
+mod webhooks;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -30,6 +31,7 @@ use rows::{IndexedColumns, Member, PlacementColumns, resource_from_row, tenant_f
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_provisioning.sql"),
+    include_str!("../../migrations/sqlite/0003_webhooks.sql"),
 ];
 const READERS: usize = 4;
 /// Resources SCIM may see: users the IdP deleted under the preserve policy are kept but hidden.

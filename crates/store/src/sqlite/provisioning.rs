@@ -167,6 +167,9 @@ pub(super) fn settings(c: &Connection, tenant: &str) -> Result<TenantSettings, S
 fn run_step(tx: &Transaction<'_>, tenant: &str, step: &Step) -> Result<(), ProvisionError> {
     match step {
         Step::RecordEvent(event) => super::events::insert_event(tx, event)?,
+        Step::Outbox(entry) => {
+            super::webhooks::insert_outbox(tx, entry)?;
+        }
         Step::TakeSeat { profile_id } => {
             // A conditional increment: exact under any concurrency, on any SQL database.
             let n = tx
