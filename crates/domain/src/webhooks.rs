@@ -211,6 +211,10 @@ pub trait WebhookStore: Send + Sync + 'static {
         entry: Option<&OutboxEntry>,
     ) -> Result<bool, StoreError>;
     /// Re-arms a condition that cleared, appending `entry` (a recovery) with it if any.
+    /// Deletes outbox rows (and their delivery log) older than `before`; returns how many. A row
+    /// still undelivered then is given up: the retention bounds how long consumers may lag.
+    async fn prune_outbox(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Clears a warning condition (and appends the "recovered" row, if any) in one transaction.
     async fn clear_warning(&self, tenant: &str, condition: &str, entry: Option<&OutboxEntry>)
     -> Result<(), StoreError>;
 }

@@ -123,6 +123,11 @@ async fn prune(service: &Service, retention: time::Duration) -> Result<u64, Stor
     if n > 0 {
         tracing::info!(deleted = n, "pruned provisioning log events past the retention");
     }
+    // The webhook outbox and its delivery log share the log's retention.
+    let outbox = service.store.prune_outbox(before).await?;
+    if outbox > 0 {
+        tracing::info!(deleted = outbox, "pruned webhook outbox rows past the retention");
+    }
     Ok(n)
 }
 

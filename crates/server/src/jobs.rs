@@ -7,6 +7,8 @@ use std::time::Duration;
 use scimd_domain::Service;
 use scimd_domain::webhooks::{Attempt, OutboxEntry, Webhook, signature};
 
+use crate::WebhookResult;
+
 /// How often the jobs look for work.
 const TICK: Duration = Duration::from_secs(5);
 /// How often pending users are tried again regardless of triggers.
@@ -28,7 +30,7 @@ const DELIVERY_ROUNDS: u32 = 50;
 static DELIVERING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Starts the jobs on the current Tokio runtime; they run until the runtime stops.
-pub fn start(service: Service) {
+pub fn start(service: Service, metrics: crate::Metrics) {
     tokio::spawn(async move {
         let client = probe_client();
         let webhook_client = delivery_client();
@@ -50,7 +52,7 @@ pub fn start(service: Service) {
             {
                 tracing::warn!(error = %e, "evaluating warnings failed");
             }
-            if let Err(e) = deliver_due(&service, &webhook_client).await {
+            if let Err(e) = deliver_due(&service, &webhook_client, Some(&metrics)).await {
                 tracing::warn!(error = %e, "webhook deliveries failed");
             }
         }
@@ -123,7 +125,11 @@ pub async fn send(client: &reqwest::Client, webhook: &Webhook, entry: &OutboxEnt
 /// Delivers every row that is due: each enabled webhook gets its rows in outbox order; a row
 /// that fails is retried with backoff and holds back the webhook's later rows meanwhile.
 /// Returns how many rows were delivered.
-pub async fn deliver_due(service: &Service, client: &reqwest::Client) -> scimd_domain::Result<u32> {
+pub async fn deliver_due(
+    service: &Service,
+    client: &reqwest::Client,
+    metrics: Option<&crate::Metrics>,
+) -> scimd_domain::Result<u32> {
     let _pass = DELIVERING.lock().await;
     let mut delivered = 0;
     for _ in 0..DELIVERY_ROUNDS {
@@ -135,6 +141,9 @@ pub async fn deliver_due(service: &Service, client: &reqwest::Client) -> scimd_d
         }
         for d in due {
             let attempt = send(client, &d.webhook, &d.entry).await;
+            if let Some(m) = metrics {
+                m.webhook_delivery(if attempt.delivered() { WebhookResult::Delivered } else { WebhookResult::Failed });
+            }
             if attempt.delivered() {
                 delivered += 1;
             } else {
@@ -148,7 +157,7 @@ pub async fn deliver_due(service: &Service, client: &reqwest::Client) -> scimd_d
 
 /// Runs one delivery pass now (for tests and operators).
 pub async fn deliver_now(service: &Service) -> scimd_domain::Result<u32> {
-    deliver_due(service, &delivery_client()).await
+    deliver_due(service, &delivery_client(), None).await
 }
 
 /// Sends a `test` event to one webhook now and records it in its delivery log.

@@ -59,8 +59,9 @@ impl AppState {
     /// runtime (so this must be called from within one).
     pub fn new(service: Service, public_url: Option<String>, settings: Settings) -> Self {
         let recorder = EventRecorder::start(service.clone(), settings.event_retention);
-        jobs::start(service.clone());
-        AppState { service, public_url: public_url.map(Into::into), recorder, metrics: Metrics::new() }
+        let metrics = Metrics::new();
+        jobs::start(service.clone(), metrics.clone());
+        AppState { service, public_url: public_url.map(Into::into), recorder, metrics }
     }
 }
 
