@@ -488,7 +488,8 @@ impl Service {
         // no event yet. Silence must also show in the token's last use before it is news.
         let last_use = facts.tokens.iter().filter_map(|t| t.last_used_at).max();
         let quiet = last_use.is_none_or(|used| now - used >= crate::doctor::checks::STALL_MIN_SILENCE);
-        if let Some(f) = finding(codes::STALLED).filter(|_| quiet) {
+        // Only a stall the doctor calls a warning (a broken rhythm), not a quiet spell.
+        if let Some(f) = finding(codes::STALLED).filter(|f| quiet && f.severity != crate::doctor::Severity::Info) {
             conditions.push(Condition::of("stalled", "warning.provisioning_stalled", None, finding_data(f)));
         }
         for p in facts.profiles.iter().filter(|p| p.max_users > 0) {

@@ -152,7 +152,8 @@ async fn cause_1_a_user_no_request_ever_mentioned_is_not_assigned_in_the_idp() {
 async fn cause_1_an_idp_that_called_regularly_and_went_quiet_has_stalled() {
     let s = TestServer::start().await;
     let c = s.scim();
-    for i in 0..6 {
+    // A rhythm: ten contacts ten minutes apart.
+    for i in 0..10 {
         assert_eq!(create(&c, &user(&format!("u{i}"))).await.status, 201);
         s.clock.advance(Duration::minutes(10));
     }
@@ -163,7 +164,7 @@ async fn cause_1_an_idp_that_called_regularly_and_went_quiet_has_stalled() {
     let f = finding(&r, codes::STALLED);
     assert_eq!(f.evidence["usual_interval_seconds"], 600);
     assert_eq!(f.evidence["silent_for_seconds"], (3 * 60 + 10) * 60);
-    assert_eq!(f.evidence["accepted_in_window"], 6);
+    assert_eq!(f.evidence["accepted_in_window"], 10);
     fix_mentions(f, "Dashboard > Tasks");
     assert_eq!(r.exit_code(), 1);
     // The IdP calls again: no longer stalled.
@@ -560,4 +561,22 @@ async fn the_admin_api_validates_its_parameters_and_is_documented() {
     assert_eq!(doc["paths"]["/tenants/{id}/doctor"]["get"]["operationId"], "tenantDoctor");
     let documented = doc["components"]["schemas"]["Finding"]["properties"]["code"]["enum"].clone();
     assert_eq!(documented, json!(codes::ALL), "every finding code is documented");
+}
+
+#[tokio::test]
+async fn changes_pushed_now_and_then_are_no_rhythm_and_quiet_is_not_a_stall() {
+    let s = TestServer::start().await;
+    let c = s.scim();
+    // Three changes an hour apart, then a long quiet day: how an IdP that pushes only changes looks.
+    for i in 0..3 {
+        assert_eq!(create(&c, &user(&format!("change{i}"))).await.status, 201);
+        s.clock.advance(Duration::hours(1));
+    }
+    s.clock.advance(Duration::hours(20));
+    assert_eq!(problems(&doctor(&s, None).await), vec![]);
+    // A week with no request at all is worth knowing, not a warning.
+    s.clock.advance(Duration::days(8));
+    let r = doctor(&s, None).await;
+    assert_eq!(problems(&r), vec![]);
+    assert_eq!(finding(&r, codes::STALLED).severity, Severity::Info);
 }

@@ -32,6 +32,8 @@ pub const STALL_MIN_REQUESTS: usize = 5;
 /// Requests closer together than this are one contact (one sync); gaps are measured between
 /// contacts, so that a burst does not make the usual interval look like milliseconds.
 pub const STALL_BURST: Duration = Duration::seconds(60);
+/// Regular gaps between contacts needed before silence counts as a stall.
+pub const STALL_MIN_GAPS: usize = 8;
 /// A silence shorter than this is never a stall.
 pub const STALL_MIN_SILENCE: Duration = Duration::hours(2);
 /// A token expiring within this is warned about.

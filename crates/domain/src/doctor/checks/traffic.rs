@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-use super::{MAX_EXAMPLES, STALL_BURST, STALL_MIN_REQUESTS, STALL_MIN_SILENCE, at, human, plural, seen};
+use super::{
+    MAX_EXAMPLES, STALL_BURST, STALL_MIN_GAPS, STALL_MIN_REQUESTS, STALL_MIN_SILENCE, at, human, plural, seen,
+};
 use crate::clock::format_time;
 use crate::doctor::facts::Facts;
 use crate::doctor::fix::Wording;
@@ -17,9 +19,9 @@ use crate::events::{Cause, Outcome};
 ///
 /// Stalled: at least [`STALL_MIN_REQUESTS`] accepted requests in the window, and a silence since
 /// the last request longer than max(3 × the median gap, [`STALL_MIN_SILENCE`]). Gaps are measured
-/// between contacts (requests [`STALL_BURST`] apart or more), and three contacts at least are
-/// needed: one sync that pushed fifty users is no rhythm, and IdPs that push only changes (Okta)
-/// would otherwise look stalled two hours after every burst.
+/// between contacts (requests [`STALL_BURST`] apart or more); [`STALL_MIN_GAPS`] regular gaps at
+/// least are needed: one sync that pushed fifty users is no rhythm, and IdPs that push only
+/// changes (Okta) would otherwise look stalled hours after every burst.
 pub fn traffic(f: &Facts) -> Option<Finding> {
     let w = Wording::new(f.idp);
     let mut times: Vec<OffsetDateTime> = f.idp_events().map(|e| e.at).collect();
@@ -27,8 +29,10 @@ pub fn traffic(f: &Facts) -> Option<Finding> {
     let Some(&last) = times.last() else {
         // Nothing in the window: quiet since before it, or never called at all.
         return Some(match f.tokens.iter().filter_map(|t| t.last_used_at).max() {
+            // Quiet is not broken: an IdP that pushes only changes (Okta, Entra's incremental
+            // cycles) sends nothing while nothing changes. Worth knowing, not a warning.
             Some(used) => Finding {
-                severity: Severity::Warning,
+                severity: Severity::Info,
                 code: codes::STALLED,
                 title: format!(
                     "The identity provider has gone quiet: no request in the last {} days (the last one arrived {})",
@@ -57,11 +61,17 @@ pub fn traffic(f: &Facts) -> Option<Finding> {
     };
     let accepted = f.idp_events().filter(|e| e.outcome == Outcome::Accepted).count();
     let mut gaps: Vec<Duration> = times.windows(2).map(|p| p[1] - p[0]).filter(|g| *g >= STALL_BURST).collect();
-    if accepted < STALL_MIN_REQUESTS || gaps.len() < 2 {
+    if accepted < STALL_MIN_REQUESTS || gaps.len() < STALL_MIN_GAPS {
         return None;
     }
     gaps.sort();
     let median = gaps[gaps.len() / 2];
+    // Only a rhythm makes silence suspicious: contacts at regular intervals (a polling IdP such as
+    // Entra's 40-minute cycle), not a handful of changes pushed now and then.
+    let p80 = gaps[gaps.len() * 4 / 5];
+    if p80 > median * 3 {
+        return None;
+    }
     let threshold: Duration = std::cmp::max(median * 3, STALL_MIN_SILENCE);
     let silent = f.now - last;
     if silent <= threshold {
