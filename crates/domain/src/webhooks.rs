@@ -35,6 +35,21 @@ pub const RETRY_CAP: Duration = Duration::hours(1);
 pub const SPIKE_THRESHOLD: usize = 20;
 /// The window of a refusal spike.
 pub const SPIKE_WINDOW: Duration = Duration::minutes(10);
+/// How long a spike that fired must calm down before it clears.
+pub const SPIKE_SETTLE: Duration = Duration::hours(1);
+
+/// Whether a refused request counts toward a spike: refusals by provisioning rules and protocol
+/// errors, not lookups of things that are gone or paths the doctor reports on their own.
+fn counts_for_spike(e: &crate::events::Event) -> bool {
+    e.outcome == Outcome::Refused
+        && !matches!(
+            e.cause,
+            crate::events::Cause::NotFound
+                | crate::events::Cause::PreconditionFailed
+                | crate::events::Cause::UnknownPath
+                | crate::events::Cause::MethodNotAllowed
+        )
+}
 /// Longest webhook URL accepted.
 const MAX_URL: usize = 2048;
 
@@ -104,7 +119,7 @@ impl OutboxEntry {
 }
 
 /// A tenant's webhook receiver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Webhook {
     /// The tenant.
     pub tenant_id: String,
@@ -118,6 +133,20 @@ pub struct Webhook {
     pub enabled: bool,
     /// When it was added.
     pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret, not even in a debug log (as with issued tokens).
+        f.debug_struct("Webhook")
+            .field("tenant_id", &self.tenant_id)
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .field("enabled", &self.enabled)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 /// The delivery of one outbox row to one webhook: every attempt counted, the last one described.
@@ -256,7 +285,8 @@ pub fn lifecycle_type(previous: Option<&Placement>, write: &ResourceWrite) -> &'
                 (UserState::Pending, UserState::Active) => "user.activated",
                 (UserState::Pending, UserState::Pending) => "user.updated",
                 (_, UserState::Pending) => "user.pending",
-                (UserState::Active, UserState::Preserved) => "user.preserved",
+                (UserState::Preserved, UserState::Preserved) => "user.updated",
+                (_, UserState::Preserved) => "user.preserved",
                 (UserState::Deleted, UserState::Deleted) => "user.updated",
                 (_, UserState::Deleted) => "user.deleted",
                 (UserState::Preserved | UserState::Deleted, UserState::Active) => "user.reactivated",
@@ -492,19 +522,27 @@ impl Service {
         if let Some(f) = finding(codes::STALLED).filter(|f| quiet && f.severity != crate::doctor::Severity::Info) {
             conditions.push(Condition::of("stalled", "warning.provisioning_stalled", None, finding_data(f)));
         }
+        // A condition that fired clears only well below where it fired (hysteresis), so that a
+        // seat taken and released at the limit does not announce the same thing again and again.
+        let fired: std::collections::HashSet<String> =
+            self.store.fired_warnings(&tenant.id).await?.into_iter().collect();
+        let at_least = |p: &crate::provisioning::Profile, percent: u64| {
+            u64::from(p.active_users) * 100 >= u64::from(p.max_users) * percent
+        };
         for p in facts.profiles.iter().filter(|p| p.max_users > 0) {
             let data =
                 json!({ "profile_id": p.id, "name": p.name, "active_users": p.active_users, "max_users": p.max_users });
-            if p.active_users >= p.max_users {
-                conditions.push(Condition::of(
-                    &format!("profile_full:{}", p.id),
-                    "warning.profile_full",
-                    Some(&p.id),
-                    data,
-                ));
-            } else if u64::from(p.active_users) * 10 >= u64::from(p.max_users) * 9 {
-                let key = format!("profile_nearly_full:{}", p.id);
-                conditions.push(Condition::of(&key, "warning.profile_nearly_full", Some(&p.id), data));
+            let full = format!("profile_full:{}", p.id);
+            if at_least(p, 100) || (fired.contains(&full) && at_least(p, 95)) {
+                conditions.push(Condition::of(&full, "warning.profile_full", Some(&p.id), data.clone()));
+            }
+            let nearly = format!("profile_nearly_full:{}", p.id);
+            if at_least(p, 90) || (fired.contains(&nearly) && at_least(p, 85)) {
+                // A profile that went straight to full announces that, not "nearly" as well.
+                let silent = at_least(p, 100) && !fired.contains(&nearly);
+                let mut condition = Condition::of(&nearly, "warning.profile_nearly_full", Some(&p.id), data);
+                condition.silent = silent;
+                conditions.push(condition);
             }
         }
         // Regions this tenant's enabled mappings send users to.
@@ -520,8 +558,15 @@ impl Service {
                 conditions.push(Condition::of(&key, "warning.region_unhealthy", Some(&r.id), data));
             }
         }
-        let refusals =
-            facts.events.iter().filter(|e| e.outcome == Outcome::Refused && e.at >= now - SPIKE_WINDOW).count();
+        let refusals = facts.events.iter().filter(|e| counts_for_spike(e) && e.at >= now - SPIKE_WINDOW).count();
+        // Once fired, a spike lasts while refusals go on at half the rate over the last hour, so an
+        // IdP retrying the same refused users every cycle announces it once.
+        let recent = facts.events.iter().filter(|e| counts_for_spike(e) && e.at >= now - SPIKE_SETTLE).count();
+        let refusals = if fired.contains("refusal_spike") && recent >= SPIKE_THRESHOLD / 2 {
+            refusals.max(SPIKE_THRESHOLD)
+        } else {
+            refusals
+        };
         if refusals >= SPIKE_THRESHOLD {
             let data = json!({ "refusals": refusals, "window_minutes": SPIKE_WINDOW.whole_minutes() });
             conditions.push(Condition::of("refusal_spike", "warning.refusal_spike", None, data));

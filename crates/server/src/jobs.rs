@@ -71,7 +71,7 @@ pub async fn probe_due(service: &Service, client: &reqwest::Client) -> scimd_dom
         let Some(url) = &region.probe_url else { continue };
         let (healthy, result) = match client.get(url).send().await {
             Ok(resp) => (resp.status().is_success(), resp.status().to_string()),
-            Err(e) => (false, if e.is_timeout() { "timed out".to_owned() } else { e.to_string() }),
+            Err(e) => (false, if e.is_timeout() { "timed out".to_owned() } else { e.without_url().to_string() }),
         };
         if healthy != (region.health == scimd_domain::provisioning::Health::Healthy) {
             tracing::info!(region = %region.name, healthy, result = %result, "region health changed by its probe");
@@ -117,7 +117,11 @@ pub async fn send(client: &reqwest::Client, webhook: &Webhook, entry: &OutboxEnt
         Ok(resp) if resp.status().is_success() => Attempt { status: Some(resp.status().as_u16()), error: None },
         Ok(resp) => Attempt { status: Some(resp.status().as_u16()), error: Some(format!("HTTP {}", resp.status())) },
         Err(e) => {
-            Attempt { status: None, error: Some(if e.is_timeout() { "timed out".into() } else { e.to_string() }) }
+            // Without the URL: a receiver's URL may carry a key in its query string.
+            Attempt {
+                status: None,
+                error: Some(if e.is_timeout() { "timed out".into() } else { e.without_url().to_string() }),
+            }
         }
     }
 }

@@ -453,10 +453,11 @@ impl Service {
         if let Some(p) = current.placement.as_ref().filter(|p| p.state == UserState::Active) {
             steps.extend(p.profile_id.clone().map(|profile_id| Step::ReleaseSeat { profile_id }));
         }
+        // The version read: a user the IdP changed meanwhile is not purged on a stale state.
         let write = ResourceWrite::Delete {
             kind: ResourceKind::User,
             id: current.id.clone(),
-            expected_version: None,
+            expected_version: Some(current.version),
             at: self.now(),
         };
         match self.provision_logged(tenant, current.placement.as_ref(), &steps, &write).await {

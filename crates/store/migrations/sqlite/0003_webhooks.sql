@@ -42,6 +42,8 @@ CREATE TABLE deliveries (
     last_error      TEXT,
     PRIMARY KEY (webhook_id, outbox_id)
 );
+-- Pruning the outbox cascades here: without this index every pruned row would scan the table.
+CREATE INDEX deliveries_by_outbox ON deliveries (outbox_id);
 
 -- Warnings that have fired and not yet cleared: a condition fires once, and again only after
 -- its row is gone (the condition cleared).

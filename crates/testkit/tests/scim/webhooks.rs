@@ -394,3 +394,36 @@ async fn an_unhealthy_region_warns_once_and_its_recovery_is_announced() {
     assert_eq!(events[0]["data"]["details"]["health"], "down");
     assert!(feed(&s, &other.id).await.is_empty(), "a tenant that does not use the region is not told");
 }
+
+#[tokio::test]
+async fn seat_churn_at_the_limit_does_not_announce_full_again() {
+    let s = TestServer::start().await;
+    let profile = s.service.create_profile(&s.tenant, "Twenty", 20).await.unwrap();
+    let change = MappingChange {
+        name: Some("all".into()),
+        priority: Some(1),
+        profile_id: Some(profile.id.clone()),
+        ..Default::default()
+    };
+    s.service.create_mapping(&s.tenant, change).await.unwrap();
+    let c = s.scim();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(create_user(&c, &format!("seat{i}")).await);
+    }
+    warnings_now(&s.service).await.unwrap();
+    // One leaves (19 of 20, 95 %) and another joins (20 of 20): the same condition, still fired.
+    let off = json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                      "Operations": [{ "op": "replace", "path": "active", "value": false }] });
+    assert_eq!(c.patch(&format!("/Users/{}", ids[0]), &off).await.status, 200);
+    warnings_now(&s.service).await.unwrap();
+    create_user(&c, "seat20").await;
+    warnings_now(&s.service).await.unwrap();
+    let warnings: Vec<String> = types_of(&feed(&s, &s.tenant.id).await)
+        .into_iter()
+        .filter(|t| t.starts_with("warning."))
+        .map(str::to_owned)
+        .collect();
+    // Straight to full: "full" once, no "nearly full" as well, and no second "full" after the churn.
+    assert_eq!(warnings, ["warning.profile_full"]);
+}
