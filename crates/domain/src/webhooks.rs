@@ -200,7 +200,17 @@ impl Attempt {
     pub fn delivered(&self) -> bool {
         self.status.is_some_and(|s| (200..300).contains(&s))
     }
+
+    /// An answer that retrying will not change: a 4xx other than 408 (timeout) and 429 (too many
+    /// requests), e.g. a 413 for a body the receiver will never take.
+    pub fn permanent_failure(&self) -> bool {
+        self.status.is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
+    }
 }
+
+/// Attempts after which a row the receiver refuses for good is given up, so that it stops
+/// holding back the webhook's later rows.
+pub const GIVE_UP_AFTER: u32 = 5;
 
 /// Where outbound events and webhooks are kept. Part of every [`Store`](crate::store::Store).
 #[async_trait::async_trait]
@@ -225,6 +235,7 @@ pub trait WebhookStore: Send + Sync + 'static {
         at: OffsetDateTime,
         attempt: &Attempt,
         next_attempt_at: Option<OffsetDateTime>,
+        given_up: bool,
     ) -> Result<(), StoreError>;
     /// A webhook's delivery log, newest row first.
     async fn deliveries(&self, tenant: &str, webhook_id: &str, limit: u32) -> Result<Vec<Delivery>, StoreError>;
@@ -248,11 +259,15 @@ pub trait WebhookStore: Send + Sync + 'static {
     -> Result<(), StoreError>;
 }
 
-/// `sha256=<hex HMAC-SHA256(secret, body)>`, the value of `X-Scimd-Signature`.
-pub fn signature(secret: &str, body: &[u8]) -> String {
+/// `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`, the value of `X-Scimd-Signature`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
         // HMAC takes keys of any length; this cannot fail.
         .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
+    // The time is signed with the body, so a captured delivery cannot be replayed later: the
+    // receiver rejects timestamps too far from its clock.
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -466,9 +481,19 @@ impl Service {
         attempt: &Attempt,
     ) -> Result<()> {
         let now = self.now();
+        let given_up = attempt.permanent_failure() && attempts_before + 1 >= GIVE_UP_AFTER;
         // A test send is never retried: its result is the answer to whoever asked for it.
-        let next = (!attempt.delivered() && entry.kind != EntryKind::Test).then(|| now + backoff(attempts_before + 1));
-        Ok(self.store.record_attempt(webhook_id, entry.id, now, attempt, next).await?)
+        let next = (!attempt.delivered() && !given_up && entry.kind != EntryKind::Test)
+            .then(|| now + backoff(attempts_before + 1));
+        let mut attempt = attempt.clone();
+        if given_up {
+            attempt.error = Some(format!(
+                "gave up after {} attempts: {}",
+                attempts_before + 1,
+                attempt.error.as_deref().unwrap_or("refused")
+            ));
+        }
+        Ok(self.store.record_attempt(webhook_id, entry.id, now, &attempt, next, given_up).await?)
     }
 
     /// Evaluates the warning conditions of every tenant; returns how many warnings fired.
@@ -650,11 +675,12 @@ mod tests {
     use scim_proto::ResourceKind;
 
     #[test]
-    fn the_signature_is_hmac_sha256_of_the_body() {
-        // RFC 4231, test case 2.
+    fn the_signature_is_hmac_sha256_of_timestamp_dot_body() {
+        // The key and text of RFC 4231's test case 2, signed as "<timestamp>.<body>"; the expected
+        // value comes from Python's hmac module.
         assert_eq!(
-            signature("Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            signature("Jefe", 1_700_000_000, b"what do ya want for nothing?"),
+            "sha256=1cdd0650c8be1cb0974b1788d458b1e781206cfef59b85faafc582d2e182c57e"
         );
     }
 

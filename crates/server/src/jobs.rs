@@ -100,12 +100,13 @@ fn delivery_client() -> reqwest::Client {
 
 /// POSTs one outbox row to one webhook, signed with its secret. Never fails: a refused
 /// connection or a timeout is an attempt that did not deliver.
-pub async fn send(client: &reqwest::Client, webhook: &Webhook, entry: &OutboxEntry) -> Attempt {
+pub async fn send(client: &reqwest::Client, webhook: &Webhook, entry: &OutboxEntry, now: i64) -> Attempt {
     let body = entry.body().to_string();
     let sent = client
         .post(&webhook.url)
         .header("Content-Type", "application/json")
-        .header("X-Scimd-Signature", signature(&webhook.secret, body.as_bytes()))
+        .header("X-Scimd-Timestamp", now.to_string())
+        .header("X-Scimd-Signature", signature(&webhook.secret, now, body.as_bytes()))
         .header("X-Scimd-Event", &entry.event_type)
         // Stable across retries of the same row to the same webhook.
         .header("X-Scimd-Delivery", format!("{}:{}", webhook.id, entry.id))
@@ -144,9 +145,16 @@ pub async fn deliver_due(
             break;
         }
         for d in due {
-            let attempt = send(client, &d.webhook, &d.entry).await;
+            let attempt = send(client, &d.webhook, &d.entry, service.now().unix_timestamp()).await;
             if let Some(m) = metrics {
-                m.webhook_delivery(if attempt.delivered() { WebhookResult::Delivered } else { WebhookResult::Failed });
+                let result = if attempt.delivered() {
+                    WebhookResult::Delivered
+                } else if attempt.permanent_failure() && d.attempts + 1 >= scimd_domain::webhooks::GIVE_UP_AFTER {
+                    WebhookResult::GaveUp
+                } else {
+                    WebhookResult::Failed
+                };
+                m.webhook_delivery(result);
             }
             if attempt.delivered() {
                 delivered += 1;
@@ -167,7 +175,7 @@ pub async fn deliver_now(service: &Service) -> scimd_domain::Result<u32> {
 /// Sends a `test` event to one webhook now and records it in its delivery log.
 pub async fn test_send(service: &Service, webhook: &Webhook) -> scimd_domain::Result<(OutboxEntry, Attempt)> {
     let entry = service.test_entry(webhook).await?;
-    let attempt = send(&delivery_client(), webhook, &entry).await;
+    let attempt = send(&delivery_client(), webhook, &entry, service.now().unix_timestamp()).await;
     service.record_attempt(&webhook.id, &entry, 0, &attempt).await?;
     Ok((entry, attempt))
 }

@@ -148,6 +148,7 @@ impl WebhookStore for SqliteStore {
         at: OffsetDateTime,
         attempt: &Attempt,
         next_attempt_at: Option<OffsetDateTime>,
+        given_up: bool,
     ) -> Result<(), StoreError> {
         let (webhook_id, attempt) = (webhook_id.to_owned(), attempt.clone());
         self.write(move |tx| {
@@ -172,8 +173,9 @@ impl WebhookStore for SqliteStore {
                 ],
             )
             .map_err(backend)?;
-            if attempt.delivered() {
-                // Test sends are outside the order: they never move the cursor.
+            if attempt.delivered() || given_up {
+                // A row delivered or given up no longer holds back the rows behind it. Test sends
+                // are outside the order: they never move the cursor.
                 tx.execute(
                     "UPDATE webhooks SET cursor = MAX(cursor, ?2) WHERE id = ?1
                      AND EXISTS (SELECT 1 FROM outbox WHERE id = ?2 AND kind <> 'test')",

@@ -88,7 +88,10 @@ async fn add_webhook(admin: &Client, tenant_id: &str, url: &str) -> (String, Str
 }
 
 fn verify(secret: &str, received: &Received) -> bool {
+    // What a receiver does: HMAC over "<X-Scimd-Timestamp>.<raw body>".
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(received.header("x-scimd-timestamp").as_bytes());
+    mac.update(b".");
     mac.update(received.body.as_bytes());
     received.header("x-scimd-signature") == format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -426,4 +429,30 @@ async fn seat_churn_at_the_limit_does_not_announce_full_again() {
         .collect();
     // Straight to full: "full" once, no "nearly full" as well, and no second "full" after the churn.
     assert_eq!(warnings, ["warning.profile_full"]);
+}
+
+#[tokio::test]
+async fn a_row_the_receiver_refuses_for_good_is_given_up_after_five_attempts() {
+    let s = TestServer::start().await;
+    // 413 five times (the body is "too large" for it), then it takes everything.
+    let receiver = Receiver::start(&[413, 413, 413, 413, 413]).await;
+    let (hook, _) = add_webhook(&s.admin(), &s.tenant.id, &receiver.url).await;
+    let c = s.scim();
+    create_user(&c, "huge").await;
+    create_user(&c, "next").await;
+    for _ in 0..6 {
+        deliver_now(&s.service).await.unwrap();
+        s.clock.advance(time::Duration::hours(1));
+    }
+    let received = receiver.received();
+    let names: Vec<&str> =
+        received.iter().filter_map(|r| r.json()["data"]["resource"]["userName"].as_str().map(|_| "")).collect();
+    assert_eq!(names.len(), 6, "five refused attempts of the first row, then the second row: {:?}", receiver.types());
+    assert_eq!(received[5].json()["data"]["resource"]["userName"], "next", "the given-up row no longer blocks");
+    let log = s.admin().get(&format!("/tenants/{}/webhooks/{hook}/deliveries", s.tenant.id)).await;
+    let entries = log.body["deliveries"].as_array().unwrap();
+    let given_up = &entries[1];
+    assert_eq!(given_up["attempts"], 5, "{}", log.text);
+    assert!(given_up["delivered_at"].is_null() && given_up["next_attempt_at"].is_null(), "{}", log.text);
+    assert!(given_up["last_error"].as_str().unwrap().starts_with("gave up after 5 attempts"), "{}", log.text);
 }
