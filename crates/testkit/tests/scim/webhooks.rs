@@ -445,9 +445,12 @@ async fn a_row_the_receiver_refuses_for_good_is_given_up_after_five_attempts() {
         s.clock.advance(time::Duration::hours(1));
     }
     let received = receiver.received();
-    let names: Vec<&str> =
-        received.iter().filter_map(|r| r.json()["data"]["resource"]["userName"].as_str().map(|_| "")).collect();
-    assert_eq!(names.len(), 6, "five refused attempts of the first row, then the second row: {:?}", receiver.types());
+    assert_eq!(
+        received.len(),
+        6,
+        "five refused attempts of the first row, then the second row: {:?}",
+        receiver.types()
+    );
     assert_eq!(received[5].json()["data"]["resource"]["userName"], "next", "the given-up row no longer blocks");
     let log = s.admin().get(&format!("/tenants/{}/webhooks/{hook}/deliveries", s.tenant.id)).await;
     let entries = log.body["deliveries"].as_array().unwrap();
