@@ -222,6 +222,10 @@ pub struct Event {
     pub operation: String,
     /// Whom it was about: userName, externalId, email or resource id, as known.
     pub subject: Option<String>,
+    /// Other identifiers the request carried for its subject (externalId, emails), lower case,
+    /// so that the doctor finds a user by whichever one an admin asks about.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
     /// How it ended.
     pub outcome: Outcome,
     /// Why.

@@ -371,7 +371,8 @@ impl Service {
             };
             // The store matches substrings; a mention is the whole subject.
             for e in self.store.events(&q).await? {
-                let exact = e.subject.as_deref().is_some_and(|s| names.iter().any(|n| s.eq_ignore_ascii_case(n)));
+                let exact = e.subject.as_deref().is_some_and(|s| names.iter().any(|n| s.eq_ignore_ascii_case(n)))
+                    || e.mentions.iter().any(|m| names.iter().any(|n| m.eq_ignore_ascii_case(n)));
                 if exact && seen.insert(e.id) {
                     events.push(e);
                 }

@@ -121,6 +121,7 @@ fn event(at: OffsetDateTime, operation: &str, subject: Option<&str>, cause: Caus
         status,
         detail: detail.map(Into::into),
         duration_ms: 1,
+        mentions: Vec::new(),
     }
 }
 

@@ -427,6 +427,7 @@ impl Service {
                 cause.map_or("unknown", Cause::as_str)
             )),
             duration_ms: 0,
+            mentions: Vec::new(),
         })));
         let placed = StoredResource { placement: Some(plan.placement), ..next };
         let write = ResourceWrite::Update { res: placed, expected_version: user.version };

@@ -47,6 +47,8 @@ pub struct EventNote {
     pub token_id: Option<String>,
     /// Whom the request was about.
     pub subject: Option<String>,
+    /// Other identifiers of the subject the request carried (externalId, emails).
+    pub mentions: Vec<String>,
     /// Why it ended as it did; by default derived from the status.
     pub cause: Option<Cause>,
     /// How it ended; by default derived from the status.
@@ -71,6 +73,9 @@ impl EventNote {
         over(&mut self.tenant_id, other.tenant_id);
         over(&mut self.token_id, other.token_id);
         over(&mut self.subject, other.subject);
+        if !other.mentions.is_empty() {
+            self.mentions = other.mentions;
+        }
         over(&mut self.cause, other.cause);
         over(&mut self.outcome, other.outcome);
         over(&mut self.detail, other.detail);
@@ -118,6 +123,14 @@ impl NoteSlot {
         });
     }
 
+    /// Records the other identifiers a resource body carries for its subject.
+    pub fn mentions(&self, body: &Value) {
+        let found = mentions_of(body);
+        if !found.is_empty() {
+            self.update(|n| n.mentions = found);
+        }
+    }
+
     /// Records the resource id of the path unless something better is known already.
     pub fn subject_if_unknown(&self, id: &str) {
         self.update(|n| {
@@ -152,6 +165,29 @@ pub fn subject_of(body: &Value) -> Option<String> {
         e.as_object().and_then(|m| get_ci(m, "primary")).is_some_and(|p| p == &Value::Bool(true) || p == "True")
     });
     primary.and_then(value).or_else(|| emails.iter().find_map(value)).map(str::to_owned)
+}
+
+/// The identifiers a resource body carries besides its subject: `externalId` and every email
+/// value, lower case, without spaces (a few at most, each bounded).
+pub fn mentions_of(body: &Value) -> Vec<String> {
+    let Some(map) = body.as_object() else { return Vec::new() };
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |v: &str| {
+        let v = v.trim().to_lowercase();
+        let usable = !v.is_empty() && v.len() <= MAX_SUBJECT && !v.contains(char::is_whitespace);
+        if usable && !out.contains(&v) && out.len() < 8 {
+            out.push(v);
+        }
+    };
+    if let Some(id) = get_ci(map, "externalId").and_then(Value::as_str) {
+        push(id);
+    }
+    for e in get_ci(map, "emails").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(v) = e.as_object().and_then(|m| get_ci(m, "value")).and_then(Value::as_str) {
+            push(v);
+        }
+    }
+    out
 }
 
 /// Whom a list request is about: the value of a filter `userName eq "…"` (also externalId,
@@ -350,6 +386,7 @@ impl Pending {
             path: truncate(&self.path, MAX_PATH),
             operation: operation.to_owned(),
             subject: note.subject,
+            mentions: note.mentions,
             outcome: note.outcome.unwrap_or_else(|| outcome_for_status(status)),
             cause,
             status,

@@ -123,6 +123,7 @@ async fn create(
     let projection = projection(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"), kind)?;
     let body = read_json(&headers, body, state.service.limits.max_body).await.map_err(ScimError::from)?;
     caller.note.subject(subject_of(&body));
+    caller.note.mentions(&body);
     let res = state.service.create_resource(&caller.tenant, kind, body).await?;
     note_held(&caller, &res);
     let res = with_relations(&state, &caller, res, &projection).await?;
@@ -188,6 +189,7 @@ async fn write(
     let projection = projection(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"), kind)?;
     let body = read_json(&headers, body, state.service.limits.max_body).await.map_err(ScimError::from)?;
     caller.note.subject(subject_of(&body));
+    caller.note.mentions(&body);
     let if_match = etag_header(&headers, header::IF_MATCH)?;
     let service = &state.service;
     let res = match op {

@@ -82,6 +82,8 @@ CREATE TABLE events (
     path        TEXT NOT NULL,
     operation   TEXT NOT NULL,
     subject     TEXT,
+    -- Other identifiers of the subject, lower case, space-separated and space-enclosed.
+    mentions    TEXT,
     outcome     TEXT NOT NULL,
     cause       TEXT NOT NULL,
     status      INTEGER NOT NULL,

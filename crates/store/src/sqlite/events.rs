@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 
 use super::{SqliteStore, backend};
 
-const COLUMNS: &str = "id, at, tenant_id, token_id, request_id, idp, method, path, operation, subject, outcome, cause, status, detail, duration_ms";
+const COLUMNS: &str = "id, at, tenant_id, token_id, request_id, idp, method, path, operation, subject, outcome, cause, \
+     status, detail, duration_ms, mentions";
 
 fn idp(name: &str) -> Idp {
     match name {
@@ -39,6 +40,10 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
         status: row.get(12)?,
         detail: row.get(13)?,
         duration_ms: row.get(14)?,
+        mentions: row
+            .get::<_, Option<String>>(15)?
+            .map(|m| m.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -47,8 +52,8 @@ pub(super) fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> Result<
     let mut stmt = tx
         .prepare_cached(
             "INSERT INTO events (at, tenant_id, token_id, request_id, idp, method, path, operation, subject,
-                 outcome, cause, status, detail, duration_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 outcome, cause, status, detail, duration_ms, mentions)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )
         .map_err(backend)?;
     stmt.execute(params![
@@ -66,6 +71,8 @@ pub(super) fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> Result<
         e.status,
         e.detail,
         e.duration_ms,
+        // Space-enclosed, so that a whole identifier is found with instr(' x ').
+        (!e.mentions.is_empty()).then(|| format!(" {} ", e.mentions.join(" "))),
     ])
     .map_err(backend)?;
     Ok(())
@@ -103,7 +110,8 @@ impl EventStore for SqliteStore {
                 add(" AND cause = ?", SqlValue::Text(cause.as_str().into()));
             }
             if let Some(s) = &q.subject {
-                add(" AND instr(lower(subject), ?) > 0", SqlValue::Text(s.to_lowercase()));
+                add(" AND (instr(lower(subject), ?)", SqlValue::Text(s.to_lowercase()));
+                add(" > 0 OR instr(mentions, ?) > 0)", SqlValue::Text(format!(" {} ", s.to_lowercase())));
             }
             if let Some(t) = q.since {
                 add(" AND at >= ?", SqlValue::Text(format_time(t)));

@@ -310,6 +310,8 @@ async fn cause_4_no_mapping_matched_names_the_users_and_the_failed_clause() {
     let c = s.scim();
     let mut bob = user("bob");
     bob["title"] = json!("Accountant");
+    bob["externalId"] = json!("ext-bob");
+    bob["emails"] = json!([{ "value": "bob@acme.example", "type": "work" }]);
     assert_eq!(create(&c, &bob).await.status, 400);
 
     let r = doctor(&s, None).await;
@@ -327,12 +329,16 @@ async fn cause_4_no_mapping_matched_names_the_users_and_the_failed_clause() {
     fix_mentions(f, "Provisioning > To App");
     fix_mentions(finding(&r, codes::NO_CATCH_ALL), "Enable the catch-all mapping \"Allow any user\"");
 
-    // The user asked about: refused, with the cause.
-    let r = doctor(&s, Some("bob")).await;
-    assert_eq!(
-        (r.findings[0].code, r.findings[0].evidence["cause"].as_str()),
-        (codes::USER_REFUSED, Some("no_mapping_matched"))
-    );
+    // The user asked about: refused, with the cause; also when asked about by another
+    // identifier the request carried (its email or externalId), not only its userName.
+    for name in ["bob", "BOB@acme.example", "ext-bob"] {
+        let r = doctor(&s, Some(name)).await;
+        assert_eq!(
+            (r.findings[0].code, r.findings[0].evidence["cause"].as_str()),
+            (codes::USER_REFUSED, Some("no_mapping_matched")),
+            "asked about {name}"
+        );
+    }
 
     // The IdP sends the attribute the mapping expects: the refusal is settled.
     bob["title"] = json!("Senior Engineer");
