@@ -259,6 +259,13 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
+impl crate::Service {
+    /// Reads the provisioning log, newest first.
+    pub async fn events(&self, query: &EventQuery) -> crate::Result<Vec<Event>> {
+        Ok(self.store.events(query).await?)
+    }
+}
+
 /// Where events are kept. Part of every [`Store`](crate::store::Store).
 #[async_trait::async_trait]
 pub trait EventStore: Send + Sync + 'static {

@@ -472,6 +472,11 @@ impl Service {
         }
     }
 
+    /// A tenant's pending users, oldest first (the order they are activated in), at most 1000.
+    pub async fn pending_users(&self, tenant: &Tenant) -> Result<Vec<StoredResource>> {
+        Ok(self.store.pending_users(&tenant.id, 0, 1000).await?)
+    }
+
     /// A tenant's pending users are tried again, oldest first, each taking a seat while seats
     /// last; called whenever something that may clear a cause changes.
     pub async fn activate_pending(&self, tenant: &Tenant) -> Result<u32> {

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::IntoResponse;
-use scimd_domain::DomainError;
 use scimd_domain::clock::parse_time;
 use scimd_domain::events::{Cause, EventQuery, Outcome};
 use serde_json::json;
@@ -89,7 +88,7 @@ async fn page(state: &AppState, mut query: EventQuery) -> Reply {
     let limit = query.limit as usize;
     // One more than asked tells whether another page exists, so the last page says so.
     query.limit += 1;
-    let mut events = state.service.store.events(&query).await.map_err(DomainError::from)?;
+    let mut events = state.service.events(&query).await?;
     let next_cursor = if events.len() > limit {
         events.truncate(limit);
         events.last().map(|e| e.id)

@@ -362,8 +362,7 @@ pub async fn purge_user(_: Operator, State(state): State<AppState>, path: ItemPa
 /// `GET /tenants/{id}/users/pending`: the users held as pending, oldest first, with their cause.
 pub async fn pending_users(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
     let tenant = tenant(&state, path).await?;
-    let users =
-        state.service.store.pending_users(&tenant.id, 0, 1000).await.map_err(scimd_domain::DomainError::from)?;
+    let users = state.service.pending_users(&tenant).await?;
     let users: Vec<Value> = users.iter().map(placement_json).collect();
     Ok(Json(json!({ "users": users })).into_response())
 }
