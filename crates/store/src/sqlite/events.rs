@@ -131,26 +131,10 @@ impl EventStore for SqliteStore {
     }
 
     async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        // In chunks, each its own short transaction: a month of events deleted at once would hold
-        // the one writer (and every SCIM write behind it) for seconds.
-        const CHUNK: i64 = 5000;
-        let before = format_time(before);
-        let mut total = 0u64;
-        loop {
-            let cutoff = before.clone();
-            let n = self
-                .write(move |tx| {
-                    tx.execute(
-                        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 ORDER BY id LIMIT ?2)",
-                        params![cutoff, CHUNK],
-                    )
-                    .map_err(backend)
-                })
-                .await?;
-            total += n as u64;
-            if (n as i64) < CHUNK {
-                return Ok(total);
-            }
-        }
+        self.delete_in_chunks(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 ORDER BY id LIMIT ?2)",
+            before,
+        )
+        .await
     }
 }

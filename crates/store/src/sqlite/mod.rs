@@ -104,6 +104,23 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
     }
 
+    /// Runs a `DELETE … LIMIT ?2` (with `?1` the cutoff time) until it deletes less than a chunk:
+    /// each chunk its own short transaction, so that pruning a month of rows never holds the one
+    /// writer (and every SCIM write behind it) for long. Returns how many rows went.
+    pub(super) async fn delete_in_chunks(&self, sql: &'static str, before: OffsetDateTime) -> Result<u64, StoreError> {
+        const CHUNK: i64 = 5000;
+        let before = format_time(before);
+        let mut total = 0u64;
+        loop {
+            let cutoff = before.clone();
+            let n = self.write(move |tx| tx.execute(sql, params![cutoff, CHUNK]).map_err(backend)).await?;
+            total += n as u64;
+            if (n as i64) < CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Runs `f` in one immediate transaction on the writer connection, off the async runtime;
     /// an `Err` from `f` rolls the transaction back.
     async fn write<T, E, F>(&self, f: F) -> Result<T, E>

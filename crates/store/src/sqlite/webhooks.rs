@@ -254,26 +254,11 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn prune_outbox(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        // In chunks, like the provisioning log, so the one writer is never held for long.
-        const CHUNK: i64 = 5000;
-        let before = format_time(before);
-        let mut total = 0u64;
-        loop {
-            let cutoff = before.clone();
-            let n = self
-                .write(move |tx| {
-                    tx.execute(
-                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE created_at < ?1 ORDER BY id LIMIT ?2)",
-                        params![cutoff, CHUNK],
-                    )
-                    .map_err(backend)
-                })
-                .await?;
-            total += n as u64;
-            if (n as i64) < CHUNK {
-                return Ok(total);
-            }
-        }
+        self.delete_in_chunks(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE created_at < ?1 ORDER BY id LIMIT ?2)",
+            before,
+        )
+        .await
     }
 
     async fn clear_warning(
