@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use scim_proto::ResourceKind;
 use scimd_domain::clock::format_time;
@@ -658,46 +659,73 @@ impl Store for SqliteStore {
     }
 }
 
+/// The columns every write of a resource sets, in the order of [`written_values`]: insert and
+/// update are built from this one list, so that they can never disagree.
+const WRITTEN: [&str; 17] = [
+    "user_name",
+    "user_name_fold",
+    "external_id",
+    "display_name",
+    "display_name_fold",
+    "active",
+    "modified",
+    "version",
+    "doc",
+    "state",
+    "state_since",
+    "profile_id",
+    "region_id",
+    "pending_cause",
+    "preserved_by",
+    "managed_by",
+    "claimed_email",
+];
+
+/// The values of [`WRITTEN`] for a resource.
+fn written_values(res: &StoredResource, cols: &IndexedColumns) -> Vec<SqlValue> {
+    let p = PlacementColumns::of(res.placement.as_ref());
+    let text = |v: &Option<String>| v.clone().map_or(SqlValue::Null, SqlValue::Text);
+    let name = |v: Option<&'static str>| v.map_or(SqlValue::Null, |s| SqlValue::Text(s.to_owned()));
+    vec![
+        text(&cols.user_name),
+        text(&cols.user_name_fold),
+        text(&cols.external_id),
+        text(&cols.display_name),
+        text(&cols.display_name_fold),
+        cols.active.map_or(SqlValue::Null, |a| SqlValue::Integer(i64::from(a))),
+        SqlValue::Text(format_time(res.modified)),
+        SqlValue::Integer(res.version as i64),
+        SqlValue::Text(cols.doc.clone()),
+        name(p.state),
+        text(&p.since),
+        text(&p.profile_id),
+        text(&p.region_id),
+        name(p.pending_cause),
+        name(p.preserved_by),
+        name(p.managed_by),
+        text(&p.claimed_email),
+    ]
+}
+
 /// Inserts a resource row with its emails and memberships.
 fn insert_row(tx: &rusqlite::Transaction<'_>, tenant: &str, res: &StoredResource) -> Result<(), StoreError> {
     let cols = IndexedColumns::of(res);
-    let p = PlacementColumns::of(res.placement.as_ref());
-    tx.execute(
-        "INSERT INTO resources (tenant_id, kind, id, user_name, user_name_fold, external_id, display_name,
-             display_name_fold, active, created, modified, version, doc, state, state_since, profile_id, region_id,
-             pending_cause, preserved_by, managed_by, claimed_email)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-        params![
-            tenant,
-            res.kind.name(),
-            res.id,
-            cols.user_name,
-            cols.user_name_fold,
-            cols.external_id,
-            cols.display_name,
-            cols.display_name_fold,
-            cols.active,
-            format_time(res.created),
-            format_time(res.modified),
-            res.version as i64,
-            cols.doc,
-            p.state,
-            p.since,
-            p.profile_id,
-            p.region_id,
-            p.pending_cause,
-            p.preserved_by,
-            p.managed_by,
-            p.claimed_email,
-        ],
-    )
-    .map_err(conflict_or_backend)?;
-    let seq = tx.last_insert_rowid();
-    write_emails(tx, tenant, seq, &cols, false)?;
-    if res.kind == ResourceKind::Group {
-        write_members(tx, tenant, &res.id, &cols.members, false, res.modified)?;
-    }
-    Ok(())
+    let sql = format!(
+        "INSERT INTO resources (tenant_id, kind, id, created, {}) VALUES (?, ?, ?, ?{})",
+        WRITTEN.join(", "),
+        ", ?".repeat(WRITTEN.len())
+    );
+    let key = [
+        SqlValue::Text(tenant.to_owned()),
+        SqlValue::Text(res.kind.name().to_owned()),
+        SqlValue::Text(res.id.clone()),
+        SqlValue::Text(format_time(res.created)),
+    ];
+    let values = key.into_iter().chain(written_values(res, &cols));
+    tx.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(values)))
+        .map_err(conflict_or_backend)?;
+    write_relations(tx, tenant, tx.last_insert_rowid(), res, &cols, false)
 }
 
 /// Replaces a resource row whose version is `expected_version`.
@@ -708,7 +736,6 @@ fn update_row(
     expected_version: u64,
 ) -> Result<(), StoreError> {
     let cols = IndexedColumns::of(res);
-    let p = PlacementColumns::of(res.placement.as_ref());
     let current: Option<(i64, i64)> = tx
         .query_row(
             "SELECT seq, version FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
@@ -721,37 +748,27 @@ fn update_row(
     if version as u64 != expected_version {
         return Err(StoreError::VersionMismatch);
     }
-    tx.execute(
-        "UPDATE resources SET user_name = ?2, user_name_fold = ?3, external_id = ?4, display_name = ?5,
-             display_name_fold = ?6, active = ?7, modified = ?8, version = ?9, doc = ?10, state = ?11,
-             state_since = ?12, profile_id = ?13, region_id = ?14, pending_cause = ?15, preserved_by = ?16,
-             managed_by = ?17, claimed_email = ?18
-         WHERE seq = ?1",
-        params![
-            seq,
-            cols.user_name,
-            cols.user_name_fold,
-            cols.external_id,
-            cols.display_name,
-            cols.display_name_fold,
-            cols.active,
-            format_time(res.modified),
-            res.version as i64,
-            cols.doc,
-            p.state,
-            p.since,
-            p.profile_id,
-            p.region_id,
-            p.pending_cause,
-            p.preserved_by,
-            p.managed_by,
-            p.claimed_email,
-        ],
-    )
-    .map_err(conflict_or_backend)?;
-    write_emails(tx, tenant, seq, &cols, true)?;
+    let sets: Vec<String> = WRITTEN.iter().map(|c| format!("{c} = ?")).collect();
+    let sql = format!("UPDATE resources SET {} WHERE seq = ?", sets.join(", "));
+    let values = written_values(res, &cols).into_iter().chain([SqlValue::Integer(seq)]);
+    tx.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(values)))
+        .map_err(conflict_or_backend)?;
+    write_relations(tx, tenant, seq, res, &cols, true)
+}
+
+/// Writes what a resource row carries in tables of their own: a User's emails, a Group's members.
+fn write_relations(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    seq: i64,
+    res: &StoredResource,
+    cols: &IndexedColumns,
+    replace: bool,
+) -> Result<(), StoreError> {
+    write_emails(tx, tenant, seq, cols, replace)?;
     if res.kind == ResourceKind::Group {
-        write_members(tx, tenant, &res.id, &cols.members, true, res.modified)?;
+        write_members(tx, tenant, &res.id, &cols.members, replace, res.modified)?;
     }
     Ok(())
 }
