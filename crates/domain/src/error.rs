@@ -30,6 +30,9 @@ pub enum DomainError {
     /// An admin-level request is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// The caller may not do this (e.g. a tenant admin reaching another tenant).
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed; the message is for logs only, never for clients.
     #[error("store failure: {0}")]
     Store(StoreError),
@@ -77,7 +80,8 @@ impl DomainError {
                 _ => Cause::InvalidRequest,
             },
             DomainError::NotFound(_) => Cause::NotFound,
-            DomainError::Conflict(_) | DomainError::Invalid(_) => Cause::InvalidRequest,
+            // Admin-side refusals; SCIM requests, which the log records, do not meet them.
+            DomainError::Conflict(_) | DomainError::Invalid(_) | DomainError::Forbidden(_) => Cause::InvalidRequest,
             DomainError::Store(_) => Cause::InternalError,
         }
     }

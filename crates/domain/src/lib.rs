@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+pub mod access;
 pub mod bulk;
 pub mod clock;
 pub mod doctor;

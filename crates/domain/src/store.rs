@@ -13,6 +13,8 @@ use crate::query::{ListQuery, Page};
 use crate::resources::StoredResource;
 use crate::tenant::Tenant;
 use crate::token::TokenRecord;
+use crate::access::AccessStore;
+use crate::provisioning::claims::EmailClaim;
 use crate::webhooks::WebhookStore;
 
 /// Why a store call failed.
@@ -162,7 +164,7 @@ pub enum ProvisionError {
 
 /// Persistent state. Every method is one transaction.
 #[async_trait]
-pub trait Store: EventStore + WebhookStore + Send + Sync + 'static {
+pub trait Store: EventStore + WebhookStore + AccessStore + Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -252,6 +254,10 @@ pub trait Store: EventStore + WebhookStore + Send + Sync + 'static {
     async fn pending_users(&self, tenant: &str, offset: u32, limit: u32) -> Result<Vec<StoredResource>, StoreError>;
     /// Tenants with at least one pending user.
     async fn tenants_with_pending(&self) -> Result<Vec<String>, StoreError>;
+    /// The cloud-wide claim of a (normalised) email.
+    async fn email_claim(&self, email: &str) -> Result<Option<EmailClaim>, StoreError>;
+    /// Deletes a claim if it still belongs to this tenant's user; whether it did.
+    async fn release_email_claim(&self, claim: &EmailClaim) -> Result<bool, StoreError>;
 
     /// Adds a region; `Conflict { attribute: "name" }` when the name is taken.
     async fn insert_region(&self, region: &Region) -> Result<(), StoreError>;

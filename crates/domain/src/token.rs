@@ -17,8 +17,8 @@ use crate::{DomainError, Result, Service};
 pub const TOKEN_PREFIX: &str = "scimd_";
 /// The operator token starts with this.
 pub const OPERATOR_TOKEN_PREFIX: &str = "scimdop_";
-const PREFIX_LEN: usize = 8;
-const SECRET_LEN: usize = 40;
+pub(crate) const PREFIX_LEN: usize = 8;
+pub(crate) const SECRET_LEN: usize = 40;
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Longest rotation overlap accepted.
 pub const MAX_KEEP_OLD_FOR: Duration = Duration::days(30);
@@ -221,16 +221,21 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
 
 /// The public prefix of a well-formed SCIM token (`scimd_<8 chars>`), or `None`.
 pub fn token_prefix(token: &str) -> Option<&str> {
-    let rest = token.strip_prefix(TOKEN_PREFIX)?;
+    public_prefix(token, TOKEN_PREFIX)
+}
+
+/// The public part (`<kind><8 chars>`) of a well-formed `<kind><8 chars>_<40 chars>` secret.
+pub(crate) fn public_prefix<'a>(token: &'a str, kind: &str) -> Option<&'a str> {
+    let rest = token.strip_prefix(kind)?;
     let (prefix, secret) = rest.split_once('_')?;
     let well_formed = prefix.len() == PREFIX_LEN
         && secret.len() == SECRET_LEN
         && prefix.bytes().chain(secret.bytes()).all(|b| b.is_ascii_alphanumeric());
-    well_formed.then(|| &token[..TOKEN_PREFIX.len() + PREFIX_LEN])
+    well_formed.then(|| &token[..kind.len() + PREFIX_LEN])
 }
 
 impl Service {
-    fn random_string(&self, len: usize) -> String {
+    pub(crate) fn random_string(&self, len: usize) -> String {
         let mut bytes = vec![0u8; len];
         self.random.fill(&mut bytes);
         // 62 does not divide 256: reject the top values so every character is equally likely.

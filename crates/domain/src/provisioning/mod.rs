@@ -3,6 +3,7 @@
 //! (active, pending, preserved, deleted), and what happens when a rule refuses.
 
 pub mod admin;
+pub mod claims;
 pub mod model;
 pub mod placement;
 pub mod service;

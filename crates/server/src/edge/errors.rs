@@ -53,6 +53,7 @@ pub fn scim_error(e: &DomainError) -> ScimError {
         DomainError::NotFound(msg) => ScimError::not_found(msg.clone()),
         DomainError::Conflict(msg) => ScimError::uniqueness(msg.clone()),
         DomainError::Invalid(msg) => ScimError::invalid_value(msg.clone()),
+        DomainError::Forbidden(msg) => ScimError::new(403, msg.clone()),
         DomainError::Store(inner) => {
             tracing::error!(error = %inner, "store failure");
             ScimError::new(500, "scimd could not complete the request because of an internal error; retry later")
@@ -110,6 +111,7 @@ impl From<DomainError> for AdminFailure {
             DomainError::NotFound(m) => AdminFailure::new(StatusCode::NOT_FOUND, "not_found", m),
             DomainError::Conflict(m) => AdminFailure::new(StatusCode::CONFLICT, "conflict", m),
             DomainError::Invalid(m) => AdminFailure::new(StatusCode::BAD_REQUEST, "invalid_request", m),
+            DomainError::Forbidden(m) => AdminFailure::new(StatusCode::FORBIDDEN, "forbidden", m),
             DomainError::Auth(a) => AdminFailure::new(StatusCode::UNAUTHORIZED, "unauthorized", a.to_string()),
             DomainError::Refused(r) => AdminFailure::new(
                 StatusCode::from_u16(r.error.status).unwrap_or(StatusCode::BAD_REQUEST),

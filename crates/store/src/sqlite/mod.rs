@@ -2,6 +2,7 @@
 //! write acknowledged to a client survives a crash or power loss. One writer connection (SQLite
 //! has one writer anyway) and a small pool of readers that run alongside it.
 
+mod access;
 mod events;
 mod filter_sql;
 mod functions;
@@ -17,7 +18,8 @@ use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use scim_proto::ResourceKind;
-use scimd_domain::clock::format_time;
+use scimd_domain::clock::{format_time, parse_time};
+use scimd_domain::provisioning::claims::EmailClaim;
 use scimd_domain::provisioning::{Mapping, Profile, Region, TenantSettings};
 use scimd_domain::query::{ListQuery, Page};
 use scimd_domain::resources::StoredResource;
@@ -33,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_provisioning.sql"),
     include_str!("../../migrations/sqlite/0003_webhooks.sql"),
+    include_str!("../../migrations/sqlite/0004_access.sql"),
 ];
 const READERS: usize = 4;
 /// Resources SCIM may see: users the IdP deleted under the preserve policy are kept but hidden.
@@ -213,8 +216,10 @@ fn conflict_or_backend(e: rusqlite::Error) -> StoreError {
         "name"
     } else if msg.contains("resources.id") {
         "id"
-    } else if msg.contains("tokens.prefix") {
+    } else if msg.contains("tokens.prefix") || msg.contains("api_keys.prefix") {
         "prefix"
+    } else if msg.contains("accounts.email") {
+        "email"
     } else if msg.contains("FOREIGN KEY") {
         // Only group_members refers to resources: a member vanished during the write.
         "members"
@@ -521,6 +526,35 @@ impl Store for SqliteStore {
     async fn tenants_with_pending(&self) -> Result<Vec<String>, StoreError> {
         self.read(|c| all(c, "SELECT DISTINCT tenant_id FROM resources WHERE state = 'pending'", [], |r| r.get(0)))
             .await
+    }
+
+    async fn email_claim(&self, email: &str) -> Result<Option<EmailClaim>, StoreError> {
+        let email = email.to_owned();
+        self.read(move |c| {
+            one(c, "SELECT email, tenant_id, user_id, claimed_at FROM email_claims WHERE email = ?1", [email], |r| {
+                Ok(EmailClaim {
+                    email: r.get(0)?,
+                    tenant_id: r.get(1)?,
+                    user_id: r.get(2)?,
+                    claimed_at: r.get::<_, String>(3).map(|t| parse_time(&t))?.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                })
+            })
+        })
+        .await
+    }
+
+    async fn release_email_claim(&self, claim: &EmailClaim) -> Result<bool, StoreError> {
+        let c = claim.clone();
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM email_claims WHERE email = ?1 AND tenant_id = ?2 AND user_id = ?3",
+                    params![c.email, c.tenant_id, c.user_id],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn insert_region(&self, region: &Region) -> Result<(), StoreError> {
