@@ -15,8 +15,8 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A minimal HTTP/1.1 client: one request per connection.
-fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+/// Sends one HTTP/1.1 request on a new connection; the reply is read by [`receive`].
+fn send(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -28,11 +28,21 @@ fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&
         body.len()
     )
     .unwrap();
+    stream
+}
+
+/// Reads the reply to a request [`send`] wrote: its status and JSON body.
+fn receive(mut stream: TcpStream) -> (u16, Value) {
     let mut raw = String::new();
     stream.read_to_string(&mut raw).expect("response");
     let status = raw.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    receive(send(port, method, path, token, body))
 }
 
 struct Server {
@@ -248,11 +258,9 @@ fn sigterm_lets_in_flight_requests_finish_and_loses_nothing() {
         .map(|i| json!({ "method": "POST", "path": "/Users", "bulkId": format!("u{i}"), "data": { "userName": format!("user{i}") } }))
         .collect();
     let body = json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops });
-    let token2 = token.clone();
-    let request = std::thread::spawn(move || {
-        let reply = http(port, "POST", "/scim/v2/Bulk", Some(&token2), Some(&body));
-        (reply, Instant::now())
-    });
+    // Written before the signal, so the server has the request whatever the machine's load.
+    let stream = send(port, "POST", "/scim/v2/Bulk", Some(&token), Some(&body));
+    let request = std::thread::spawn(move || (receive(stream), Instant::now()));
     std::thread::sleep(Duration::from_millis(30));
     let signalled = Instant::now();
     let status = s.terminate();

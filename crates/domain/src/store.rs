@@ -7,14 +7,14 @@ use async_trait::async_trait;
 use scim_proto::ResourceKind;
 use time::OffsetDateTime;
 
+use crate::access::AccessStore;
 use crate::events::EventStore;
+use crate::provisioning::claims::EmailClaim;
 use crate::provisioning::{Health, Mapping, Profile, Region, TenantSettings};
 use crate::query::{ListQuery, Page};
 use crate::resources::StoredResource;
 use crate::tenant::Tenant;
 use crate::token::TokenRecord;
-use crate::access::AccessStore;
-use crate::provisioning::claims::EmailClaim;
 use crate::webhooks::WebhookStore;
 
 /// Why a store call failed.

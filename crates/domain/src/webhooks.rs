@@ -118,8 +118,8 @@ impl OutboxEntry {
     }
 }
 
-/// A tenant's webhook receiver.
-#[derive(Clone, PartialEq, Eq)]
+/// A tenant's webhook receiver; serializes without its secret.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Webhook {
     /// The tenant.
     pub tenant_id: String,
@@ -128,10 +128,12 @@ pub struct Webhook {
     /// Where events are POSTed (http or https).
     pub url: String,
     /// The HMAC-SHA256 key of `X-Scimd-Signature`.
+    #[serde(skip)]
     pub secret: String,
     /// Whether it receives events.
     pub enabled: bool,
     /// When it was added.
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 

@@ -83,7 +83,11 @@ impl Service {
     /// Runs a change and, when it succeeds, records it with the object it returned as `after`
     /// (a deletion returns `()`, recorded as no `after`). The entry is written after the change
     /// commits; if that write fails the request fails, so a change is never silently unaudited.
-    pub async fn audited<T: Serialize>(&self, change: Change<'_>, operation: impl Future<Output = Result<T>>) -> Result<T> {
+    pub async fn audited<T: Serialize>(
+        &self,
+        change: Change<'_>,
+        operation: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let result = operation.await?;
         let after = Some(redacted(&result)).filter(|v| !v.is_null());
         let entry = AuditEntry {

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use scimd_domain::doctor::{DoctorOptions, MAX_WINDOW_DAYS};
 
-use super::Operator;
+use super::Caller;
 use super::input::{Reply, invalid};
 use crate::AppState;
 use crate::edge::AdminFailure;
@@ -49,14 +49,13 @@ fn scim_base(state: &AppState, headers: &HeaderMap) -> Option<String> {
 /// `GET /tenants/{id}/doctor?user=&days=`: the report (findings with severity, code, title,
 /// evidence and fix) over the last `days` (default 7), about one user when `user` is given.
 pub async fn tenant_doctor(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Reply {
-    let Path(id) = path?;
-    let tenant = state.service.tenant(&id).await?;
+    let tenant = caller.tenant(&state, path).await?;
     let mut options = parse_query(raw.as_deref())?;
     options.base_url = scim_base(&state, &headers);
     let report = state.service.doctor_with(&tenant, options).await?;

@@ -9,7 +9,7 @@ use scimd_domain::clock::parse_time;
 use scimd_domain::events::{Cause, EventQuery, Outcome};
 use serde_json::json;
 
-use super::Operator;
+use super::Caller;
 use super::input::{Reply, invalid, reference};
 use crate::AppState;
 use crate::edge::AdminFailure;
@@ -100,13 +100,12 @@ async fn page(state: &AppState, mut query: EventQuery) -> Reply {
 
 /// `GET /tenants/{id}/events?outcome=&cause=&subject=&since=&until=&cursor=&limit=`.
 pub async fn tenant_events(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Reply {
-    let Path(id) = path?;
-    let tenant = state.service.tenant(&id).await?;
+    let tenant = caller.tenant(&state, path).await?;
     let mut query = parse_query(raw.as_deref(), false)?;
     query.tenant_id = Some(tenant.id);
     page(&state, query).await
@@ -114,7 +113,8 @@ pub async fn tenant_events(
 
 /// `GET /events?tenant=&outcome=&cause=&subject=&since=&until=&cursor=&limit=`: every tenant's
 /// events and those of requests no token tied to a tenant.
-pub async fn all_events(_: Operator, State(state): State<AppState>, RawQuery(raw): RawQuery) -> Reply {
+pub async fn all_events(caller: Caller, State(state): State<AppState>, RawQuery(raw): RawQuery) -> Reply {
+    caller.operator()?;
     let query = parse_query(raw.as_deref(), true)?;
     if let Some(id) = &query.tenant_id {
         // A mistyped tenant would otherwise read as "no events".

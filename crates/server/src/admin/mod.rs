@@ -1,5 +1,6 @@
-//! The admin API (`/admin/api/v1`): JSON for operators (and, later, the console), authenticated by
-//! the operator token and described by the OpenAPI document at `/admin/api/v1/openapi.json`.
+//! The admin API (`/admin/api/v1`): JSON for operators and tenant admins, with the same powers as
+//! the console, authenticated by API keys (or the operator token) and described by the OpenAPI
+//! document at `/admin/api/v1/openapi.json`.
 
 mod doctor;
 mod events;
@@ -9,11 +10,17 @@ mod tenants;
 mod webhooks;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+
+use scimd_domain::DomainError;
+use scimd_domain::access::Principal;
+use scimd_domain::access::audit::Change;
+use scimd_domain::tenant::Tenant;
 
 use crate::AppState;
 use crate::edge::AdminFailure;
@@ -75,23 +82,55 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], include_str!("openapi.json")).into_response()
 }
 
-/// A request that presented the operator token.
-pub struct Operator;
+/// Path of a tenant-scoped endpoint: the tenant id.
+pub type IdPath = Result<Path<String>, PathRejection>;
+/// Path of an item below a tenant: the tenant id and the item's id.
+pub type ItemPath = Result<Path<(String, String)>, PathRejection>;
 
-impl FromRequestParts<AppState> for Operator {
+/// Who called the admin API: the operator token, or an account's API key (scoped like the
+/// account). Every handler asks it for the tenant it works on, so a tenant admin's key is
+/// refused (403, the same for every other tenant, existing or not) outside its tenant.
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// The path's tenant, if the caller may work on it.
+    pub async fn tenant(&self, state: &AppState, path: IdPath) -> Result<Tenant, AdminFailure> {
+        let Path(id) = path?;
+        Ok(state.service.tenant_for(&self.0, &id).await?)
+    }
+
+    /// The path's tenant (checked as above) and the id of the item below it.
+    pub async fn tenant_item(&self, state: &AppState, path: ItemPath) -> Result<(Tenant, String), AdminFailure> {
+        let Path((id, item)) = path?;
+        Ok((state.service.tenant_for(&self.0, &id).await?, item))
+    }
+
+    /// Refuses anyone but an operator.
+    pub fn operator(&self) -> Result<(), AdminFailure> {
+        Ok(self.0.require_operator()?)
+    }
+
+    /// An audit record of a change this caller makes.
+    pub fn change<'a>(&'a self, tenant: Option<&'a Tenant>, action: &'static str, target: &'a str) -> Change<'a> {
+        Change { principal: &self.0, tenant_id: tenant.map(|t| t.id.as_str()), action, target, before: None }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
     type Rejection = AdminFailure;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-        if state.service.is_operator(header).await? {
-            Ok(Operator)
-        } else {
-            Err(AdminFailure::new(
+        match state.service.admin_principal(header).await {
+            Ok(principal) => Ok(Caller(principal)),
+            Err(DomainError::Auth(_)) => Err(AdminFailure::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "the admin API needs 'Authorization: Bearer <operator token>'; the operator token was \
-                 printed when scimd first started, or is the value of SCIMD_OPERATOR_TOKEN",
-            ))
+                "the admin API needs 'Authorization: Bearer <key>': an API key made in the console (or with \
+                 POST /admin/api/v1/me/api-keys), or the operator token, which was printed when scimd first \
+                 started or is the value of SCIMD_OPERATOR_TOKEN",
+            )),
+            Err(other) => Err(other.into()),
         }
     }
 }

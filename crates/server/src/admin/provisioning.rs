@@ -4,11 +4,11 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use scimd_domain::DomainError;
+use scimd_domain::access::audit::{Change, redacted};
 use scimd_domain::provisioning::admin::{MappingChange, RegionChange};
 use scimd_domain::provisioning::{Health, Profile, Region, TenantSettings};
 use scimd_domain::resources::StoredResource;
@@ -17,28 +17,14 @@ use scimd_domain::tenant::Tenant;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::Operator;
 use super::input::{Reply, field, invalid, json_object, only_fields, reference, required};
+use super::{Caller, IdPath, ItemPath};
 use crate::AppState;
 use crate::edge::AdminFailure;
 
 const HEALTH: &str = "one of healthy, degraded, down";
 const NAME: &str = "a string";
 const ID: &str = "an id (a string)";
-
-type IdPath = Result<Path<String>, PathRejection>;
-type ItemPath = Result<Path<(String, String)>, PathRejection>;
-
-async fn tenant(state: &AppState, path: IdPath) -> Result<Tenant, AdminFailure> {
-    let Path(id) = path?;
-    Ok(state.service.tenant(&id).await?)
-}
-
-/// The tenant of the path and the id of the item below it.
-async fn tenant_item(state: &AppState, path: ItemPath) -> Result<(Tenant, String), AdminFailure> {
-    let Path((id, item)) = path?;
-    Ok((state.service.tenant(&id).await?, item))
-}
 
 fn region_json(r: &Region, default_id: &str) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
@@ -59,7 +45,8 @@ fn profile_json(p: &Profile) -> Value {
 // ---- regions ------------------------------------------------------------------------------
 
 /// `GET /regions`: every region, by name, each saying whether it is the cloud's default.
-pub async fn list_regions(_: Operator, State(state): State<AppState>) -> Reply {
+pub async fn list_regions(caller: Caller, State(state): State<AppState>) -> Reply {
+    caller.operator()?;
     let default = state.service.default_region().await?;
     let regions = state.service.regions().await?;
     let regions: Vec<Value> = regions.iter().map(|r| region_json(r, &default.id)).collect();
@@ -67,18 +54,21 @@ pub async fn list_regions(_: Operator, State(state): State<AppState>) -> Reply {
 }
 
 /// `POST /regions {name, health?}` (health defaults to healthy).
-pub async fn create_region(_: Operator, State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+pub async fn create_region(caller: Caller, State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+    caller.operator()?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &["name", "health"])?;
     let name: String = required(&body, "name", NAME)?;
     let health = field(&body, "health", HEALTH)?.unwrap_or(Health::Healthy);
-    let region = state.service.create_region(&name, health).await?;
+    let change = caller.change(None, "region.create", &name);
+    let region = state.service.audited(change, state.service.create_region(&name, health)).await?;
     let default = state.service.default_region().await?;
     Ok((StatusCode::CREATED, Json(region_json(&region, &default.id))).into_response())
 }
 
 /// `GET /regions/{region_id}`.
-pub async fn get_region(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
+pub async fn get_region(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
+    caller.operator()?;
     let Path(id) = path?;
     let region = state.service.region(&id).await?;
     let default = state.service.default_region().await?;
@@ -88,12 +78,13 @@ pub async fn get_region(_: Operator, State(state): State<AppState>, path: IdPath
 /// `PATCH /regions/{region_id} {name?, health?, probe_url?, probe_interval_seconds?}`: one write,
 /// nothing applied when any field is refused. `health: healthy` activates users held for it.
 pub async fn update_region(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
     path: IdPath,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
+    caller.operator()?;
     let Path(id) = path?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &["name", "health", "probe_url", "probe_interval_seconds"])?;
@@ -103,24 +94,36 @@ pub async fn update_region(
         probe_url: field(&body, "probe_url", "an http:// URL, or null to remove the probe")?,
         probe_interval_seconds: field(&body, "probe_interval_seconds", "a whole number of seconds")?,
     };
-    let region = state.service.update_region(&id, change).await?;
+    let before = redacted(&state.service.region(&id).await?);
+    let audit = Change { before: Some(before), ..caller.change(None, "region.update", &id) };
+    let region = state.service.audited(audit, state.service.update_region(&id, change)).await?;
     let default = state.service.default_region().await?;
     Ok(Json(region_json(&region, &default.id)).into_response())
 }
 
 /// `GET /regions/default`: the region new tenants' catch-all mapping points to.
-pub async fn get_default_region(_: Operator, State(state): State<AppState>) -> Reply {
+pub async fn get_default_region(caller: Caller, State(state): State<AppState>) -> Reply {
+    caller.operator()?;
     let region = state.service.default_region().await?;
     Ok(Json(region_json(&region, &region.id)).into_response())
 }
 
 /// `PUT /regions/default {region_id}`: changes the cloud's default region (for tenants created
 /// from now on; existing mappings keep their region).
-pub async fn set_default_region(_: Operator, State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+pub async fn set_default_region(
+    caller: Caller,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    caller.operator()?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &["region_id"])?;
     let id: String = required(&body, "region_id", ID)?;
-    state.service.set_default_region(&id).await.map_err(reference("region_id"))?;
+    let before = Some(json!({ "region_id": state.service.default_region().await?.id }));
+    let audit = Change { before, ..caller.change(None, "region.set_default", &id) };
+    let op = async { state.service.set_default_region(&id).await.map(|()| json!({ "region_id": id })) };
+    state.service.audited(audit, op).await.map_err(reference("region_id"))?;
     let region = state.service.region(&id).await?;
     Ok(Json(region_json(&region, &region.id)).into_response())
 }
@@ -130,58 +133,64 @@ pub async fn set_default_region(_: Operator, State(state): State<AppState>, head
 const MAX_USERS: &str = "a whole number, 0 for unlimited";
 
 /// `GET /tenants/{id}/profiles`: with `active_users` (seats taken) and `utilisation`.
-pub async fn list_profiles(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
-    let tenant = tenant(&state, path).await?;
+pub async fn list_profiles(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
     let profiles = state.service.profiles(&tenant).await?;
     Ok(Json(json!({ "profiles": profiles.iter().map(profile_json).collect::<Vec<_>>() })).into_response())
 }
 
 /// `POST /tenants/{id}/profiles {name, max_users}`.
 pub async fn create_profile(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
     path: IdPath,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let tenant = tenant(&state, path).await?;
+    let tenant = caller.tenant(&state, path).await?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &["name", "max_users"])?;
     let name: String = required(&body, "name", NAME)?;
     let max_users: u32 = required(&body, "max_users", MAX_USERS)?;
-    let profile = state.service.create_profile(&tenant, &name, max_users).await?;
+    let audit = caller.change(Some(&tenant), "profile.create", &name);
+    let profile = state.service.audited(audit, state.service.create_profile(&tenant, &name, max_users)).await?;
     Ok((StatusCode::CREATED, Json(profile_json(&profile))).into_response())
 }
 
 /// `GET /tenants/{id}/profiles/{profile_id}`.
-pub async fn get_profile(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
-    let (tenant, id) = tenant_item(&state, path).await?;
+pub async fn get_profile(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = caller.tenant_item(&state, path).await?;
     Ok(Json(profile_json(&state.service.profile(&tenant, &id).await?)).into_response())
 }
 
 /// `PATCH /tenants/{id}/profiles/{profile_id} {name?, max_users?}`: raising the limit activates
 /// held users at once; lowering it below the seats taken removes nobody.
 pub async fn update_profile(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
     path: ItemPath,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let (tenant, id) = tenant_item(&state, path).await?;
+    let (tenant, id) = caller.tenant_item(&state, path).await?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &["name", "max_users"])?;
     let name: Option<String> = field(&body, "name", NAME)?;
     let max_users: Option<u32> = field(&body, "max_users", MAX_USERS)?;
-    let profile = state.service.update_profile(&tenant, &id, name.as_deref(), max_users).await?;
+    let before = redacted(&state.service.profile(&tenant, &id).await?);
+    let audit = Change { before: Some(before), ..caller.change(Some(&tenant), "profile.update", &id) };
+    let op = state.service.update_profile(&tenant, &id, name.as_deref(), max_users);
+    let profile = state.service.audited(audit, op).await?;
     Ok(Json(profile_json(&profile)).into_response())
 }
 
 /// `DELETE /tenants/{id}/profiles/{profile_id}`: only a profile nobody uses (no mapping targets
 /// it, no user is in it) can go; otherwise 409 naming what still uses it.
-pub async fn delete_profile(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
-    let (tenant, id) = tenant_item(&state, path).await?;
-    state.service.delete_profile(&tenant, &id).await?;
+pub async fn delete_profile(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = caller.tenant_item(&state, path).await?;
+    let before = redacted(&state.service.profile(&tenant, &id).await?);
+    let audit = Change { before: Some(before), ..caller.change(Some(&tenant), "profile.delete", &id) };
+    state.service.audited(audit, state.service.delete_profile(&tenant, &id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -214,8 +223,8 @@ async fn check_targets(state: &AppState, tenant: &Tenant, change: &MappingChange
 }
 
 /// `GET /tenants/{id}/mappings`: in the order they are tried.
-pub async fn list_mappings(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
-    let tenant = tenant(&state, path).await?;
+pub async fn list_mappings(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
     Ok(Json(json!({ "mappings": state.service.mappings(&tenant).await? })).into_response())
 }
 
@@ -223,13 +232,13 @@ pub async fn list_mappings(_: Operator, State(state): State<AppState>, path: IdP
 /// priority defaults to 100, region to the cloud's default, enabled to true. A bad filter is
 /// refused with the parser's position and reason.
 pub async fn create_mapping(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
     path: IdPath,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let tenant = tenant(&state, path).await?;
+    let tenant = caller.tenant(&state, path).await?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &MAPPING_FIELDS)?;
     // Named here rather than by the domain, so the message names the field as sent.
@@ -238,52 +247,57 @@ pub async fn create_mapping(
     let mut change = mapping_change(&body)?;
     change.region_id = field::<Option<String>>(&body, "region_id", "a region id, or null for the default")?.flatten();
     check_targets(&state, &tenant, &change).await?;
-    let mapping = state.service.create_mapping(&tenant, change).await?;
+    let name = change.name.clone().unwrap_or_default();
+    let audit = caller.change(Some(&tenant), "mapping.create", &name);
+    let mapping = state.service.audited(audit, state.service.create_mapping(&tenant, change)).await?;
     Ok((StatusCode::CREATED, Json(mapping)).into_response())
 }
 
 /// `GET /tenants/{id}/mappings/{mapping_id}`.
-pub async fn get_mapping(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
-    let (tenant, id) = tenant_item(&state, path).await?;
+pub async fn get_mapping(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = caller.tenant_item(&state, path).await?;
     Ok(Json(state.service.mapping(&tenant, &id).await?).into_response())
 }
 
 /// `PATCH /tenants/{id}/mappings/{mapping_id}`: any mapping field; reordering is a new `priority`.
 pub async fn update_mapping(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
     path: ItemPath,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let (tenant, id) = tenant_item(&state, path).await?;
+    let (tenant, id) = caller.tenant_item(&state, path).await?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &MAPPING_FIELDS)?;
     let mut change = mapping_change(&body)?;
     change.region_id = field(&body, "region_id", "a region id")?;
     // The path's mapping first: a missing one is a 404, before the body's ids are judged.
-    state.service.mapping(&tenant, &id).await?;
+    let before = redacted(&state.service.mapping(&tenant, &id).await?);
     check_targets(&state, &tenant, &change).await?;
-    Ok(Json(state.service.update_mapping(&tenant, &id, change).await?).into_response())
+    let audit = Change { before: Some(before), ..caller.change(Some(&tenant), "mapping.update", &id) };
+    Ok(Json(state.service.audited(audit, state.service.update_mapping(&tenant, &id, change)).await?).into_response())
 }
 
 /// `DELETE /tenants/{id}/mappings/{mapping_id}`.
-pub async fn delete_mapping(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
-    let (tenant, id) = tenant_item(&state, path).await?;
-    state.service.delete_mapping(&tenant, &id).await?;
+pub async fn delete_mapping(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = caller.tenant_item(&state, path).await?;
+    let before = redacted(&state.service.mapping(&tenant, &id).await?);
+    let audit = Change { before: Some(before), ..caller.change(Some(&tenant), "mapping.delete", &id) };
+    state.service.audited(audit, state.service.delete_mapping(&tenant, &id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /tenants/{id}/mappings/dry-run` with a SCIM User: where it would land, and how every
 /// mapping fared. Nothing is written.
 pub async fn dry_run(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
     path: IdPath,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let tenant = tenant(&state, path).await?;
+    let tenant = caller.tenant(&state, path).await?;
     let user = json_object(&state, &headers, body).await?;
     let (mapping, trace) = state.service.dry_run(&tenant, Value::Object(user)).await?;
     let (profile_id, region_id) = match &mapping {
@@ -297,25 +311,27 @@ pub async fn dry_run(
 // ---- settings -----------------------------------------------------------------------------
 
 /// `GET /tenants/{id}/settings`.
-pub async fn get_settings(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
-    let tenant = tenant(&state, path).await?;
+pub async fn get_settings(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
     Ok(Json(state.service.settings(&tenant).await?).into_response())
 }
 
 /// `PUT /tenants/{id}/settings`: replaces the settings; omitted fields take their defaults and
 /// unknown ones are refused.
 pub async fn put_settings(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
     path: IdPath,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let tenant = tenant(&state, path).await?;
+    let tenant = caller.tenant(&state, path).await?;
     let body = Value::Object(json_object(&state, &headers, body).await?);
     let settings =
         TenantSettings::deserialize(&body).map_err(|e| invalid(format!("the settings are not valid: {e}")))?;
-    Ok(Json(state.service.set_settings(&tenant, settings).await?).into_response())
+    let before = redacted(&state.service.settings(&tenant).await?);
+    let audit = Change { before: Some(before), ..caller.change(Some(&tenant), "settings.update", &tenant.id) };
+    Ok(Json(state.service.audited(audit, state.service.set_settings(&tenant, settings)).await?).into_response())
 }
 
 // ---- users --------------------------------------------------------------------------------
@@ -339,29 +355,33 @@ fn placement_json(res: &StoredResource) -> Value {
 /// as a SCIM create (refusals carry the provisioning cause as their code). SCIM filters find it
 /// and it becomes IdP-managed when the IdP first writes to it.
 pub async fn create_user(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
     path: IdPath,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let tenant = tenant(&state, path).await?;
+    let tenant = caller.tenant(&state, path).await?;
     let body = json_object(&state, &headers, body).await?;
-    let res = state.service.admin_create_user(&tenant, Value::Object(body)).await.map_err(user_failure)?;
-    Ok((StatusCode::CREATED, Json(placement_json(&res))).into_response())
+    let user_name = body.get("userName").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let audit = caller.change(Some(&tenant), "user.create", &user_name);
+    let op = async { state.service.admin_create_user(&tenant, Value::Object(body)).await.map(|r| placement_json(&r)) };
+    let created = state.service.audited(audit, op).await.map_err(user_failure)?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// `DELETE /tenants/{id}/users/{user_id}`: purges a user whatever its state (also one the IdP
 /// deleted under the preserve policy), releasing its seat and its email claim.
-pub async fn purge_user(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
-    let (tenant, id) = tenant_item(&state, path).await?;
-    state.service.purge_user(&tenant, &id).await.map_err(user_failure)?;
+pub async fn purge_user(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = caller.tenant_item(&state, path).await?;
+    let audit = caller.change(Some(&tenant), "user.purge", &id);
+    state.service.audited(audit, state.service.purge_user(&tenant, &id)).await.map_err(user_failure)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /tenants/{id}/users/pending`: the users held as pending, oldest first, with their cause.
-pub async fn pending_users(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
-    let tenant = tenant(&state, path).await?;
+pub async fn pending_users(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
     let users = state.service.pending_users(&tenant).await?;
     let users: Vec<Value> = users.iter().map(placement_json).collect();
     Ok(Json(json!({ "users": users })).into_response())
@@ -369,8 +389,8 @@ pub async fn pending_users(_: Operator, State(state): State<AppState>, path: IdP
 
 /// `GET /tenants/{id}/regions`: the regions the tenant may use (all unless restricted), and
 /// whether it is restricted.
-pub async fn tenant_regions(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
-    let tenant = tenant(&state, path).await?;
+pub async fn tenant_regions(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
     let regions = state.service.tenant_regions(&tenant).await?;
     let restricted = regions.len() < state.service.regions().await?.len();
     let default = state.service.default_region().await?;
@@ -381,17 +401,21 @@ pub async fn tenant_regions(_: Operator, State(state): State<AppState>, path: Id
 /// `PUT /tenants/{id}/regions {region_ids: [...]}`: restricts the tenant to these regions (an
 /// empty list lifts the restriction); refused while one of its mappings points elsewhere.
 pub async fn restrict_tenant_regions(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
     path: IdPath,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let tenant = tenant(&state, path).await?;
+    let tenant = caller.tenant(&state, path).await?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &["region_ids"])?;
     let ids: Vec<String> = required(&body, "region_ids", "an array of region ids")?;
-    let regions = state.service.restrict_tenant_regions(&tenant, &ids).await.map_err(reference("region_ids"))?;
+    let before =
+        Some(json!({ "region_ids": state.service.store.tenant_regions(&tenant.id).await.map_err(DomainError::from)? }));
+    let audit = Change { before, ..caller.change(Some(&tenant), "tenant.restrict_regions", &tenant.id) };
+    let op = state.service.restrict_tenant_regions(&tenant, &ids);
+    let regions = state.service.audited(audit, op).await.map_err(reference("region_ids"))?;
     let default = state.service.default_region().await?;
     let regions: Vec<Value> = regions.iter().map(|r| region_json(r, &default.id)).collect();
     Ok(Json(json!({ "restricted": !ids.is_empty(), "regions": regions })).into_response())
@@ -413,16 +437,18 @@ fn user_failure(e: DomainError) -> AdminFailure {
 
 /// `POST /tenants/{id}/users/{user_id}/preserve`: seat released, data kept, and the IdP can no
 /// longer re-activate the user.
-pub async fn preserve_user(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
-    let (tenant, id) = tenant_item(&state, path).await?;
-    let res = state.service.admin_preserve_user(&tenant, &id).await.map_err(user_failure)?;
-    Ok(Json(placement_json(&res)).into_response())
+pub async fn preserve_user(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = caller.tenant_item(&state, path).await?;
+    let audit = caller.change(Some(&tenant), "user.preserve", &id);
+    let op = async { state.service.admin_preserve_user(&tenant, &id).await.map(|r| placement_json(&r)) };
+    Ok(Json(state.service.audited(audit, op).await.map_err(user_failure)?).into_response())
 }
 
 /// `POST /tenants/{id}/users/{user_id}/restore`: the user is re-activated (taking a seat, which
 /// may be refused with the provisioning cause as the code) and the IdP manages it again.
-pub async fn restore_user(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
-    let (tenant, id) = tenant_item(&state, path).await?;
-    let res = state.service.restore_user(&tenant, &id).await.map_err(user_failure)?;
-    Ok(Json(placement_json(&res)).into_response())
+pub async fn restore_user(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, id) = caller.tenant_item(&state, path).await?;
+    let audit = caller.change(Some(&tenant), "user.restore", &id);
+    let op = async { state.service.restore_user(&tenant, &id).await.map(|r| placement_json(&r)) };
+    Ok(Json(state.service.audited(audit, op).await.map_err(user_failure)?).into_response())
 }

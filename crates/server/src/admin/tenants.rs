@@ -2,8 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use scimd_domain::clock::parse_time;
@@ -11,8 +10,8 @@ use scimd_domain::tenant::Tenant;
 use scimd_domain::token::{TokenRecord, TokenRequest};
 use serde_json::{Map, Value, json};
 
-use super::Operator;
 use super::input::{Reply, invalid, json_object, only_fields};
+use super::{Caller, IdPath, ItemPath};
 use crate::AppState;
 
 fn tenant_json(t: &Tenant) -> Value {
@@ -26,37 +25,38 @@ fn token_json(t: &TokenRecord, now: time::OffsetDateTime) -> Value {
 }
 
 /// `POST /tenants {name}`.
-pub async fn create(_: Operator, State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+pub async fn create(caller: Caller, State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+    caller.operator()?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &["name"])?;
     let name = body.get("name").and_then(Value::as_str).ok_or_else(|| invalid("\"name\" (a string) is required"))?;
-    let tenant = state.service.create_tenant(name).await?;
+    let tenant =
+        state.service.audited(caller.change(None, "tenant.create", name), state.service.create_tenant(name)).await?;
     Ok((StatusCode::CREATED, Json(tenant_json(&tenant))).into_response())
 }
 
-/// `GET /tenants`.
-pub async fn list(_: Operator, State(state): State<AppState>) -> Reply {
-    let tenants = state.service.tenants().await?;
+/// `GET /tenants`: every tenant for an operator, its own for a tenant admin.
+pub async fn list(caller: Caller, State(state): State<AppState>) -> Reply {
+    let tenants = state.service.tenants_for(&caller.0).await?;
     Ok(Json(json!({ "tenants": tenants.iter().map(tenant_json).collect::<Vec<_>>() })).into_response())
 }
 
 /// `GET /tenants/{id}`.
-pub async fn get(_: Operator, State(state): State<AppState>, path: Result<Path<String>, PathRejection>) -> Reply {
-    let Path(id) = path?;
-    let tenant = state.service.tenant(&id).await?;
+pub async fn get(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
     Ok(Json(tenant_json(&tenant)).into_response())
 }
 
 /// `POST /tenants/{id}/tokens {lifetime_days? | expires_at?, keep_old_for_seconds?}`: the only
 /// response that ever carries the token's secret.
 pub async fn create_token(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    path: IdPath,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let Path(id) = path?;
+    let tenant = caller.tenant(&state, path).await?;
     let body = if headers.get(axum::http::header::CONTENT_LENGTH).is_some_and(|l| l == "0") {
         Map::new()
     } else {
@@ -85,14 +85,23 @@ pub async fn create_token(
             v.as_i64().ok_or_else(|| invalid("\"keep_old_for_seconds\" must be an integer"))?,
         )),
     };
-    let issued = state.service.issue_token(&id, TokenRequest { lifetime_days, expires_at, keep_old_for }).await?;
-    let r = &issued.record;
+    let request = TokenRequest { lifetime_days, expires_at, keep_old_for };
+    let audit = caller.change(Some(&tenant), "token.create", &tenant.id);
+    // The record, not the issued token, is what the audit log keeps: the secret never enters it.
+    let mut secret = None;
+    let op = async {
+        let issued = state.service.issue_token(&tenant.id, request).await?;
+        secret = Some(issued.secret);
+        Ok(issued.record)
+    };
+    let r = state.service.audited(audit, op).await?;
+    let secret = secret.unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "id": r.id,
             "tenant_id": r.tenant_id,
-            "token": issued.secret,
+            "token": secret,
             "prefix": r.prefix,
             "created_at": scimd_domain::clock::format_time(r.created_at),
             "expires_at": scimd_domain::clock::format_time(r.expires_at),
@@ -102,24 +111,17 @@ pub async fn create_token(
 }
 
 /// `GET /tenants/{id}/tokens`: no secrets.
-pub async fn list_tokens(
-    _: Operator,
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Reply {
-    let Path(id) = path?;
-    let tokens = state.service.tokens(&id).await?;
+pub async fn list_tokens(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
+    let tokens = state.service.tokens(&tenant.id).await?;
     let now = state.service.now();
     Ok(Json(json!({ "tokens": tokens.iter().map(|t| token_json(t, now)).collect::<Vec<_>>() })).into_response())
 }
 
 /// `DELETE /tenants/{id}/tokens/{token_id}`: revokes at once.
-pub async fn revoke_token(
-    _: Operator,
-    State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
-) -> Reply {
-    let Path((id, token_id)) = path?;
-    state.service.revoke_token(&id, &token_id).await?;
+pub async fn revoke_token(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, token_id) = caller.tenant_item(&state, path).await?;
+    let audit = caller.change(Some(&tenant), "token.revoke", &token_id);
+    state.service.audited(audit, state.service.revoke_token(&tenant.id, &token_id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -3,17 +3,17 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
+use scimd_domain::access::audit::{Change, redacted};
 use scimd_domain::clock::format_time;
 use scimd_domain::tenant::Tenant;
 use scimd_domain::webhooks::Webhook;
 use serde_json::{Value, json};
 
-use super::Operator;
 use super::input::{Reply, field, invalid, json_object, only_fields, required};
+use super::{Caller, IdPath, ItemPath};
 use crate::AppState;
 use crate::edge::AdminFailure;
 
@@ -22,17 +22,8 @@ const DEFAULT_LIMIT: u32 = 100;
 /// Largest page.
 const MAX_LIMIT: u32 = 1000;
 
-type IdPath = Result<Path<String>, PathRejection>;
-type ItemPath = Result<Path<(String, String)>, PathRejection>;
-
-async fn tenant(state: &AppState, path: IdPath) -> Result<Tenant, AdminFailure> {
-    let Path(id) = path?;
-    Ok(state.service.tenant(&id).await?)
-}
-
-async fn tenant_webhook(state: &AppState, path: ItemPath) -> Result<(Tenant, Webhook), AdminFailure> {
-    let Path((id, webhook_id)) = path?;
-    let tenant = state.service.tenant(&id).await?;
+async fn tenant_webhook(state: &AppState, caller: &Caller, path: ItemPath) -> Result<(Tenant, Webhook), AdminFailure> {
+    let (tenant, webhook_id) = caller.tenant_item(state, path).await?;
     let webhook = state.service.webhook(&tenant, &webhook_id).await?;
     Ok((tenant, webhook))
 }
@@ -74,23 +65,30 @@ fn paging(raw: Option<&str>, cursor_allowed: bool) -> Result<(i64, u32), AdminFa
 }
 
 /// `GET /tenants/{id}/webhooks`.
-pub async fn list(_: Operator, State(state): State<AppState>, path: IdPath) -> Reply {
-    let tenant = tenant(&state, path).await?;
+pub async fn list(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
     let hooks: Vec<Value> = state.service.webhooks(&tenant).await?.iter().map(webhook_json).collect();
     Ok(Json(json!({ "webhooks": hooks })).into_response())
 }
 
 /// `POST /tenants/{id}/webhooks {url, secret?, enabled?}`: a generated secret is in this answer
 /// only.
-pub async fn create(_: Operator, State(state): State<AppState>, path: IdPath, headers: HeaderMap, body: Body) -> Reply {
-    let tenant = tenant(&state, path).await?;
+pub async fn create(
+    caller: Caller,
+    State(state): State<AppState>,
+    path: IdPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &["url", "secret", "enabled"])?;
     let url: String = required(&body, "url", "an http:// or https:// URL")?;
     let secret: Option<String> = field(&body, "secret", "a string of 16 to 256 characters")?;
     let enabled = field(&body, "enabled", "true or false")?.unwrap_or(true);
     let generated = secret.is_none();
-    let webhook = state.service.create_webhook(&tenant, &url, secret, enabled).await?;
+    let audit = caller.change(Some(&tenant), "webhook.create", &url);
+    let webhook = state.service.audited(audit, state.service.create_webhook(&tenant, &url, secret, enabled)).await?;
     let mut out = webhook_json(&webhook);
     if generated {
         out["secret"] = Value::String(webhook.secret.clone());
@@ -99,16 +97,18 @@ pub async fn create(_: Operator, State(state): State<AppState>, path: IdPath, he
 }
 
 /// `DELETE /tenants/{id}/webhooks/{webhook_id}`.
-pub async fn delete(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
-    let (tenant, webhook) = tenant_webhook(&state, path).await?;
-    state.service.delete_webhook(&tenant, &webhook.id).await?;
+pub async fn delete(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (tenant, webhook) = tenant_webhook(&state, &caller, path).await?;
+    let audit =
+        Change { before: Some(redacted(&webhook)), ..caller.change(Some(&tenant), "webhook.delete", &webhook.id) };
+    state.service.audited(audit, state.service.delete_webhook(&tenant, &webhook.id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /tenants/{id}/webhooks/{webhook_id}/test`: sends a `test` event now and answers how it
 /// went (200 either way: the receiver's failure is the result asked for, not an API error).
-pub async fn test(_: Operator, State(state): State<AppState>, path: ItemPath) -> Reply {
-    let (_, webhook) = tenant_webhook(&state, path).await?;
+pub async fn test(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
+    let (_, webhook) = tenant_webhook(&state, &caller, path).await?;
     let (entry, attempt) = crate::jobs::test_send(&state.service, &webhook).await?;
     Ok(Json(json!({
         "delivered": attempt.delivered(),
@@ -120,8 +120,13 @@ pub async fn test(_: Operator, State(state): State<AppState>, path: ItemPath) ->
 }
 
 /// `GET /tenants/{id}/webhooks/{webhook_id}/deliveries?limit=`: the delivery log, newest first.
-pub async fn deliveries(_: Operator, State(state): State<AppState>, path: ItemPath, RawQuery(raw): RawQuery) -> Reply {
-    let (tenant, webhook) = tenant_webhook(&state, path).await?;
+pub async fn deliveries(
+    caller: Caller,
+    State(state): State<AppState>,
+    path: ItemPath,
+    RawQuery(raw): RawQuery,
+) -> Reply {
+    let (tenant, webhook) = tenant_webhook(&state, &caller, path).await?;
     let (_, limit) = paging(raw.as_deref(), false)?;
     let log = state.service.webhook_deliveries(&tenant, &webhook.id, limit).await?;
     Ok(Json(json!({ "deliveries": log })).into_response())
@@ -129,8 +134,8 @@ pub async fn deliveries(_: Operator, State(state): State<AppState>, path: ItemPa
 
 /// `GET /tenants/{id}/feed?cursor=&limit=`: lifecycle and warning events after `cursor`, oldest
 /// first; `next_cursor` continues (it stays put when nothing is new, so a poller keeps it).
-pub async fn feed(_: Operator, State(state): State<AppState>, path: IdPath, RawQuery(raw): RawQuery) -> Reply {
-    let tenant = tenant(&state, path).await?;
+pub async fn feed(caller: Caller, State(state): State<AppState>, path: IdPath, RawQuery(raw): RawQuery) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
     let (cursor, limit) = paging(raw.as_deref(), true)?;
     let entries = state.service.feed(&tenant, cursor, limit).await?;
     let next = entries.last().map_or(cursor, |e| e.id);

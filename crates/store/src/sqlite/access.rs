@@ -123,11 +123,9 @@ impl AccessStore for SqliteStore {
 
     async fn delete_account(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
-        self.write(move |tx| {
-            match tx.execute("DELETE FROM accounts WHERE id = ?1", [id]).map_err(backend)? {
-                0 => Err(StoreError::NotFound),
-                _ => Ok(()),
-            }
+        self.write(move |tx| match tx.execute("DELETE FROM accounts WHERE id = ?1", [id]).map_err(backend)? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
         })
         .await
     }
