@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use scimd_domain::access::Role;
 use scimd_domain::clock::{SystemClock, SystemRandom, format_time};
 use scimd_domain::doctor::DoctorOptions;
 use scimd_domain::token::TokenRequest;
@@ -10,7 +11,7 @@ use scimd_server::{AppState, Settings};
 use scimd_store::SqliteStore;
 
 use crate::config::{
-    Cli, Command, DoctorArgs, FileConfig, Format, RegionCommand, ServeConfig, TenantCommand, TokenCommand, data_dir,
+    AdminCommand, Cli, Command, DoctorArgs, FileConfig, Format, RegionCommand, ServeConfig, TenantCommand, TokenCommand, data_dir,
 };
 
 /// The tenant created on first start.
@@ -34,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<u8, String> {
         Command::Tenant(cmd) => tenant(&open_service(&data_dir(&cli.common, &file))?, cmd).await.map(|()| 0),
         Command::Token(cmd) => token(&open_service(&data_dir(&cli.common, &file))?, cmd).await.map(|()| 0),
         Command::Region(cmd) => region(&open_service(&data_dir(&cli.common, &file))?, cmd).await.map(|()| 0),
+        Command::Admin(cmd) => admin(&open_service(&data_dir(&cli.common, &file))?, cmd).await.map(|()| 0),
         Command::Doctor(args) => {
             let dir = data_dir(&cli.common, &file);
             if !dir.exists() {
@@ -77,6 +79,13 @@ async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<()
         None if operator_token.is_some() => println!("  Operator token:  from SCIMD_OPERATOR_TOKEN"),
         None => println!("  Operator token:  as printed on first start (or set SCIMD_OPERATOR_TOKEN)"),
     }
+    if let Some(code) = service.console_setup_code().await.map_err(|e| e.to_string())? {
+        println!("  Console:         {origin}/console/setup?code={code}");
+        println!("                   (no operator account yet: this one-time link creates the first one;");
+        println!("                    or run `scimd admin create --operator --email you@example.com`)");
+    } else {
+        println!("  Console:         {origin}/console");
+    }
     println!(
         "New SCIM token: scimd token new --tenant {DEFAULT_TENANT} --data-dir {}   (or POST /admin/api/v1/tenants/{{id}}/tokens)",
         config.data_dir.display()
@@ -110,6 +119,31 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn admin(service: &Service, cmd: AdminCommand) -> Result<(), String> {
+    match cmd {
+        AdminCommand::Create { email, operator, tenant } => {
+            let role = match (operator, tenant) {
+                (true, _) => Role::Operator,
+                (false, Some(t)) => Role::TenantAdmin(service.find_tenant(&t).await.map_err(|e| e.to_string())?.id),
+                (false, None) => return Err("give --operator or --tenant".into()),
+            };
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).map_err(|e| format!("cannot read the password: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let account = service.create_account(&email, password, role).await.map_err(|e| e.to_string())?;
+            let scope = account.role.tenant_id().map_or("operator".to_owned(), |t| format!("tenant admin of {t}"));
+            println!("created account {} ({scope}); sign in at /console", account.email);
+        }
+        AdminCommand::List => {
+            println!("{:<38} {:<13} {:<38} EMAIL", "ID", "ROLE", "TENANT");
+            for a in service.accounts().await.map_err(|e| e.to_string())? {
+                println!("{:<38} {:<13} {:<38} {}", a.id, a.role.as_str(), a.role.tenant_id().unwrap_or("-"), a.email);
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn tenant(service: &Service, cmd: TenantCommand) -> Result<(), String> {

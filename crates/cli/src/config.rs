@@ -46,6 +46,9 @@ pub enum Command {
     /// Manage storage regions and their health.
     #[command(subcommand)]
     Region(RegionCommand),
+    /// Manage console accounts (operators and tenant admins).
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Explain why users are not provisioned: findings with evidence and fix, for every tenant or
     /// one; exit status 0 healthy, 1 warnings, 2 errors (3 when the doctor could not run).
     Doctor(DoctorArgs),
@@ -130,6 +133,24 @@ pub enum TokenCommand {
         /// The token's id (see `scimd token list`).
         token_id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a console account; the password is read from standard input (one line).
+    Create {
+        /// The email they sign in with.
+        #[arg(long)]
+        email: String,
+        /// An operator: every tenant, the regions and the email claims.
+        #[arg(long, conflicts_with = "tenant", required_unless_present = "tenant")]
+        operator: bool,
+        /// A tenant admin of this tenant (id or name).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// List console accounts.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

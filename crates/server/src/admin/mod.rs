@@ -2,6 +2,7 @@
 //! the console, authenticated by API keys (or the operator token) and described by the OpenAPI
 //! document at `/admin/api/v1/openapi.json`.
 
+mod access;
 mod doctor;
 mod events;
 mod input;
@@ -23,7 +24,7 @@ use scimd_domain::access::audit::Change;
 use scimd_domain::tenant::Tenant;
 
 use crate::AppState;
-use crate::edge::AdminFailure;
+pub(crate) use crate::edge::AdminFailure;
 
 /// The `/admin/api/v1` router.
 pub fn router() -> Router<AppState> {
@@ -63,6 +64,14 @@ pub fn router() -> Router<AppState> {
         .route("/regions/default", get(provisioning::get_default_region).put(provisioning::set_default_region))
         .route("/regions/{region_id}", get(provisioning::get_region).patch(provisioning::update_region))
         .route("/events", get(events::all_events))
+        .route("/me", get(access::me))
+        .route("/me/api-keys", get(access::list_api_keys).post(access::create_api_key))
+        .route("/me/api-keys/{key_id}", delete(access::revoke_api_key))
+        .route("/accounts", get(access::list_accounts).post(access::create_account))
+        .route("/accounts/{account_id}", delete(access::delete_account))
+        .route("/audit", get(access::audit_log))
+        .route("/tenants/{id}/audit", get(access::tenant_audit_log))
+        .route("/claims/{email}", get(access::get_claim).delete(access::release_claim))
         .fallback(|axum::extract::OriginalUri(uri): axum::extract::OriginalUri| async move {
             AdminFailure::new(StatusCode::NOT_FOUND, "not_found", format!("no admin API endpoint at {}", uri.path()))
         })
