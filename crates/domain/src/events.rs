@@ -264,6 +264,24 @@ impl crate::Service {
     pub async fn events(&self, query: &EventQuery) -> crate::Result<Vec<Event>> {
         Ok(self.store.events(query).await?)
     }
+
+    /// One event of a tenant's log by id.
+    pub async fn event(&self, tenant: &crate::tenant::Tenant, id: i64) -> crate::Result<Event> {
+        let query = EventQuery {
+            tenant_id: Some(tenant.id.clone()),
+            before_id: id.checked_add(1),
+            limit: 1,
+            ..EventQuery::default()
+        };
+        let found = self.store.events(&query).await?.into_iter().next().filter(|e| e.id == id);
+        found.ok_or_else(|| crate::DomainError::NotFound(format!("the provisioning log has no entry {id}")))
+    }
+
+    /// The tenant's events of the last `days` days (today included), per UTC day and outcome.
+    pub async fn activity(&self, tenant: &crate::tenant::Tenant, days: i64) -> crate::Result<Vec<DayActivity>> {
+        let today = self.clock.now().replace_time(time::Time::MIDNIGHT);
+        Ok(self.store.activity(&tenant.id, today - time::Duration::days(days - 1)).await?)
+    }
 }
 
 /// Where events are kept. Part of every [`Store`](crate::store::Store).
@@ -275,4 +293,17 @@ pub trait EventStore: Send + Sync + 'static {
     async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, crate::store::StoreError>;
     /// Deletes events older than `before`; returns how many.
     async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, crate::store::StoreError>;
+    /// How many of a tenant's events each UTC day since `since` had, per outcome.
+    async fn activity(&self, tenant: &str, since: OffsetDateTime) -> Result<Vec<DayActivity>, crate::store::StoreError>;
+}
+
+/// One day's count of events with one outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayActivity {
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The outcome counted.
+    pub outcome: Outcome,
+    /// How many.
+    pub count: u64,
 }

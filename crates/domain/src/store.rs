@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::access::AccessStore;
 use crate::events::EventStore;
+use crate::provisioning::UserSearch;
 use crate::provisioning::claims::EmailClaim;
 use crate::provisioning::{Health, Mapping, Profile, Region, TenantSettings};
 use crate::query::{ListQuery, Page};
@@ -254,6 +255,9 @@ pub trait Store: EventStore + WebhookStore + AccessStore + Send + Sync + 'static
     async fn pending_users(&self, tenant: &str, offset: u32, limit: u32) -> Result<Vec<StoredResource>, StoreError>;
     /// Tenants with at least one pending user.
     async fn tenants_with_pending(&self) -> Result<Vec<String>, StoreError>;
+    /// A page of a tenant's users matching a search, in every state, newest first; with the
+    /// total that match.
+    async fn search_users(&self, tenant: &str, search: &UserSearch) -> Result<(u64, Vec<StoredResource>), StoreError>;
     /// The cloud-wide claim of a (normalised) email.
     async fn email_claim(&self, email: &str) -> Result<Option<EmailClaim>, StoreError>;
     /// Deletes a claim if it still belongs to this tenant's user; whether it did.

@@ -6,7 +6,7 @@ use scim_proto::ScimError;
 use scim_proto::schema::ResourceKind;
 use time::Duration;
 
-use super::model::{Actor, Health, Mapping, Placement, Profile, Region, TenantSettings, UserState};
+use super::model::{Actor, Health, Mapping, Placement, Profile, Region, TenantSettings, UserSearch, UserState};
 use crate::resources::StoredResource;
 use crate::store::{ProvisionError, ResourceWrite, Step, StoreError};
 use crate::tenant::Tenant;
@@ -470,6 +470,14 @@ impl Service {
             Err(ProvisionError::Store(e)) => Err(e.into()),
             Err(ProvisionError::Refused(r)) => Err(DomainError::Invalid(format!("{r:?}"))),
         }
+    }
+
+    /// A page of a tenant's users (any state) matching an admin's search, with the total; at
+    /// most 200 a page.
+    pub async fn search_users(&self, tenant: &Tenant, mut search: UserSearch) -> Result<(u64, Vec<StoredResource>)> {
+        search.limit = search.limit.clamp(1, 200);
+        search.text = search.text.map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty());
+        Ok(self.store.search_users(&tenant.id, &search).await?)
     }
 
     /// A tenant's pending users, oldest first (the order they are activated in), at most 1000.

@@ -153,6 +153,23 @@ pub struct TenantSettings {
     pub remap_on_update: bool,
 }
 
+/// An admin's search of a tenant's users.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserSearch {
+    /// Part of the userName, displayName or externalId, or the whole id (case-insensitive).
+    pub text: Option<String>,
+    /// Only users in this state.
+    pub state: Option<UserState>,
+    /// Only users of this profile.
+    pub profile_id: Option<String>,
+    /// Only users in this region.
+    pub region_id: Option<String>,
+    /// How many matching users to skip.
+    pub offset: u32,
+    /// Page size.
+    pub limit: u32,
+}
+
 /// Where a user is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Row, params, params_from_iter};
 use scimd_domain::clock::{format_time, parse_time};
-use scimd_domain::events::{Cause, Event, EventQuery, EventStore, Idp, Outcome};
+use scimd_domain::events::{Cause, DayActivity, Event, EventQuery, EventStore, Idp, Outcome};
 use scimd_domain::store::StoreError;
 use time::OffsetDateTime;
 
@@ -126,6 +126,26 @@ impl EventStore for SqliteStore {
             let mut stmt = c.prepare(&sql).map_err(backend)?;
             let rows = stmt.query_map(params_from_iter(args.iter()), event_from_row).map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn activity(&self, tenant: &str, since: OffsetDateTime) -> Result<Vec<DayActivity>, StoreError> {
+        let (tenant, since) = (tenant.to_owned(), format_time(since));
+        self.read(move |c| {
+            super::all(
+                c,
+                "SELECT substr(at, 1, 10) AS day, outcome, count(*) FROM events
+                 WHERE tenant_id = ?1 AND at >= ?2 GROUP BY day, outcome ORDER BY day",
+                params![tenant, since],
+                |r| {
+                    Ok(DayActivity {
+                        day: r.get(0)?,
+                        outcome: Outcome::parse(&r.get::<_, String>(1)?).unwrap_or(Outcome::Failed),
+                        count: r.get(2)?,
+                    })
+                },
+            )
         })
         .await
     }

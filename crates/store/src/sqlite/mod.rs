@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use scim_proto::ResourceKind;
 use scimd_domain::clock::{format_time, parse_time};
 use scimd_domain::provisioning::claims::EmailClaim;
-use scimd_domain::provisioning::{Mapping, Profile, Region, TenantSettings};
+use scimd_domain::provisioning::{Mapping, Profile, Region, TenantSettings, UserSearch};
 use scimd_domain::query::{ListQuery, Page};
 use scimd_domain::resources::StoredResource;
 use scimd_domain::store::{ProvisionError, ResourceWrite, Step, Store, StoreError};
@@ -526,6 +526,37 @@ impl Store for SqliteStore {
     async fn tenants_with_pending(&self) -> Result<Vec<String>, StoreError> {
         self.read(|c| all(c, "SELECT DISTINCT tenant_id FROM resources WHERE state = 'pending'", [], |r| r.get(0)))
             .await
+    }
+
+    async fn search_users(&self, tenant: &str, search: &UserSearch) -> Result<(u64, Vec<StoredResource>), StoreError> {
+        let tenant = tenant.to_owned();
+        let s = search.clone();
+        self.read(move |c| {
+            let text = s.text.as_ref().map(|t| format!("%{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+            let state = s.state.map(|st| st.as_str());
+            let filter = "r.tenant_id = ?1 AND r.kind = 'User'
+                 AND (?2 IS NULL OR r.user_name_fold LIKE ?2 ESCAPE '\\' OR r.display_name_fold LIKE ?2 ESCAPE '\\'
+                      OR lower(r.external_id) LIKE ?2 ESCAPE '\\' OR r.id = ?3)
+                 AND (?4 IS NULL OR r.state = ?4) AND (?5 IS NULL OR r.profile_id = ?5)
+                 AND (?6 IS NULL OR r.region_id = ?6)";
+            let args = params![tenant, text, s.text, state, s.profile_id, s.region_id];
+            let total: u64 = c
+                .prepare_cached(&format!("SELECT count(*) FROM resources r WHERE {filter}"))
+                .and_then(|mut st| st.query_row(args, |r| r.get(0)))
+                .map_err(backend)?;
+            let sql = format!(
+                "SELECT {} FROM resources r WHERE {filter} ORDER BY r.seq DESC LIMIT ?7 OFFSET ?8",
+                rows::RESOURCE_COLUMNS
+            );
+            let page = all(
+                c,
+                &sql,
+                params![tenant, text, s.text, state, s.profile_id, s.region_id, s.limit, s.offset],
+                resource_from_row,
+            )?;
+            Ok((total, page.into_iter().collect::<Result<Vec<_>, _>>()?))
+        })
+        .await
     }
 
     async fn email_claim(&self, email: &str) -> Result<Option<EmailClaim>, StoreError> {
