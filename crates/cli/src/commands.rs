@@ -11,7 +11,8 @@ use scimd_server::{AppState, Settings};
 use scimd_store::SqliteStore;
 
 use crate::config::{
-    AdminCommand, Cli, Command, DoctorArgs, FileConfig, Format, RegionCommand, ServeConfig, TenantCommand, TokenCommand, data_dir,
+    AdminCommand, Cli, Command, DoctorArgs, FileConfig, Format, RegionCommand, ServeConfig, TenantCommand,
+    TokenCommand, data_dir,
 };
 
 /// The tenant created on first start.

@@ -294,7 +294,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// Deletes events older than `before`; returns how many.
     async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, crate::store::StoreError>;
     /// How many of a tenant's events each UTC day since `since` had, per outcome.
-    async fn activity(&self, tenant: &str, since: OffsetDateTime) -> Result<Vec<DayActivity>, crate::store::StoreError>;
+    async fn activity(&self, tenant: &str, since: OffsetDateTime)
+    -> Result<Vec<DayActivity>, crate::store::StoreError>;
 }
 
 /// One day's count of events with one outcome.

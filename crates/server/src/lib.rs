@@ -1,5 +1,5 @@
 //! scimd's HTTP side: the SCIM 2.0 service provider at `/scim/v2`, the admin API at
-//! `/admin/api/v1`, `/healthz` / `/readyz`, and Prometheus metrics at `/metrics`. Handlers are
+//! `/admin/api/v1`, the admin console at `/console`, `/healthz` / `/readyz`, and Prometheus metrics at `/metrics`. Handlers are
 //! thin: they parse what HTTP carries, call the domain's [`Service`], and render; every error
 //! becomes a response in [`edge`].
 
@@ -17,6 +17,7 @@ use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
 mod admin;
+mod console;
 mod edge;
 pub mod events;
 mod health;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub recorder: EventRecorder,
     /// This server's metrics (its own registry: servers in one process do not share counts).
     pub metrics: Metrics,
+    /// Failed console sign-ins, per email and per client address.
+    pub sign_in_limiter: Arc<console::SignInLimiter>,
 }
 
 impl AppState {
@@ -61,7 +64,7 @@ impl AppState {
         let recorder = EventRecorder::start(service.clone(), settings.event_retention);
         let metrics = Metrics::new();
         jobs::start(service.clone(), metrics.clone());
-        AppState { service, public_url: public_url.map(Into::into), recorder, metrics }
+        AppState { service, public_url: public_url.map(Into::into), recorder, metrics, sign_in_limiter: Arc::default() }
     }
 }
 
@@ -73,6 +76,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::scrape))
         .nest("/scim/v2", scim::router())
         .nest("/admin/api/v1", admin::router())
+        .nest("/console", console::router(state.clone()))
+        .route("/console/", get(|| async { axum::response::Redirect::to("/console") }))
         .fallback(edge::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(edge::panic_response))
         // Outermost, so that a panic's 500 and every fallback are recorded too.

@@ -35,7 +35,7 @@ fn parse_query(raw: Option<&str>) -> Result<DoctorOptions, AdminFailure> {
 /// The SCIM base URL the tenant's IdP should use, as this request sees the server: the
 /// configured public URL, else the `Host` the admin reached (only when it is a plain authority,
 /// so that nothing a client sends can change the advice's meaning).
-fn scim_base(state: &AppState, headers: &HeaderMap) -> Option<String> {
+pub(crate) fn scim_base(state: &AppState, headers: &HeaderMap) -> Option<String> {
     if let Some(url) = &state.public_url {
         return Some(format!("{}/scim/v2", url.trim_end_matches('/')));
     }

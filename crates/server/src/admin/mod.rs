@@ -3,7 +3,7 @@
 //! document at `/admin/api/v1/openapi.json`.
 
 mod access;
-mod doctor;
+pub(crate) mod doctor;
 mod events;
 mod input;
 mod provisioning;

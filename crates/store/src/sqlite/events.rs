@@ -142,7 +142,7 @@ impl EventStore for SqliteStore {
                     Ok(DayActivity {
                         day: r.get(0)?,
                         outcome: Outcome::parse(&r.get::<_, String>(1)?).unwrap_or(Outcome::Failed),
-                        count: r.get(2)?,
+                        count: r.get::<_, i64>(2)?.max(0) as u64,
                     })
                 },
             )

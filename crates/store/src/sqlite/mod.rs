@@ -532,7 +532,10 @@ impl Store for SqliteStore {
         let tenant = tenant.to_owned();
         let s = search.clone();
         self.read(move |c| {
-            let text = s.text.as_ref().map(|t| format!("%{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+            let text = s
+                .text
+                .as_ref()
+                .map(|t| format!("%{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
             let state = s.state.map(|st| st.as_str());
             let filter = "r.tenant_id = ?1 AND r.kind = 'User'
                  AND (?2 IS NULL OR r.user_name_fold LIKE ?2 ESCAPE '\\' OR r.display_name_fold LIKE ?2 ESCAPE '\\'
@@ -540,7 +543,7 @@ impl Store for SqliteStore {
                  AND (?4 IS NULL OR r.state = ?4) AND (?5 IS NULL OR r.profile_id = ?5)
                  AND (?6 IS NULL OR r.region_id = ?6)";
             let args = params![tenant, text, s.text, state, s.profile_id, s.region_id];
-            let total: u64 = c
+            let total: i64 = c
                 .prepare_cached(&format!("SELECT count(*) FROM resources r WHERE {filter}"))
                 .and_then(|mut st| st.query_row(args, |r| r.get(0)))
                 .map_err(backend)?;
@@ -554,7 +557,7 @@ impl Store for SqliteStore {
                 params![tenant, text, s.text, state, s.profile_id, s.region_id, s.limit, s.offset],
                 resource_from_row,
             )?;
-            Ok((total, page.into_iter().collect::<Result<Vec<_>, _>>()?))
+            Ok((total.max(0) as u64, page.into_iter().collect::<Result<Vec<_>, _>>()?))
         })
         .await
     }
