@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use reqwest::Method;
+use scimd_domain::access::Role;
 use scimd_domain::clock::{ManualClock, SystemRandom};
 use scimd_domain::events::{Event, EventQuery};
 use scimd_domain::tenant::Tenant;
@@ -15,6 +16,9 @@ use scimd_server::{AppState, EventRecorder, Metrics, Settings};
 use scimd_store::SqliteStore;
 use serde_json::Value;
 use tokio::sync::oneshot;
+
+/// The password of every console account the kit makes.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The operator token of every test server.
 pub const OPERATOR_TOKEN: &str = "scimdop_test-operator-token-0123456789";
@@ -120,6 +124,35 @@ impl TestServer {
         let tenant = self.service.create_tenant(name).await.expect("tenant");
         let token = self.service.issue_token(&tenant.id, TokenRequest::default()).await.expect("token").secret;
         (tenant, token)
+    }
+
+    /// The directory of the server's database.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Makes a console account with the password [`PASSWORD`].
+    pub async fn account(&self, email: &str, role: Role) -> String {
+        self.service.create_account(email, PASSWORD, role).await.expect("account");
+        email.to_owned()
+    }
+
+    /// A console session signed in as an operator (made on first use).
+    pub async fn operator_console(&self) -> Console {
+        let email = "operator@scimd.test";
+        if self.service.store.account_by_email(email).await.expect("account lookup").is_none() {
+            self.account(email, Role::Operator).await;
+        }
+        Console::sign_in(&self.base, email, PASSWORD).await.expect("operator signs in")
+    }
+
+    /// A console session signed in as an admin of `tenant` (made on first use).
+    pub async fn tenant_console(&self, tenant: &Tenant) -> Console {
+        let email = format!("admin-{}@scimd.test", tenant.name);
+        if self.service.store.account_by_email(&email).await.expect("account lookup").is_none() {
+            self.account(&email, Role::TenantAdmin(tenant.id.clone())).await;
+        }
+        Console::sign_in(&self.base, &email, PASSWORD).await.expect("tenant admin signs in")
     }
 
     /// Stops accepting connections and waits for in-flight requests to finish.
@@ -238,4 +271,139 @@ impl Client {
     pub async fn delete(&self, path: &str) -> Response {
         self.send(Method::DELETE, path, None, &[]).await
     }
+}
+
+/// A page the console answered.
+#[derive(Debug)]
+pub struct Page {
+    /// HTTP status.
+    pub status: u16,
+    /// Where a redirect points.
+    pub location: Option<String>,
+    /// The HTML.
+    pub html: String,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Page {
+    /// The value of the first `<input name="NAME" value="...">` of the page.
+    pub fn input(&self, name: &str) -> Option<String> {
+        let at = self.html.find(&format!("name=\"{name}\" value=\""))?;
+        let rest = &self.html[at + name.len() + 15..];
+        Some(rest[..rest.find('"')?].to_owned())
+    }
+
+    /// Every change form of the page: its action and its fields' names and values.
+    pub fn post_forms(&self) -> Vec<(String, Vec<(String, String)>)> {
+        let mut forms = Vec::new();
+        for chunk in self.html.split("<form").skip(1) {
+            let Some(head_end) = chunk.find('>') else { continue };
+            let head = &chunk[..head_end];
+            if !head.contains("method=\"post\"") {
+                continue;
+            }
+            let Some(action) = attribute(head, "action") else { continue };
+            let body = &chunk[..chunk.find("</form>").unwrap_or(chunk.len())];
+            let fields = body
+                .split("<input")
+                .skip(1)
+                .filter_map(|input| {
+                    let tag = &input[..input.find('>')?];
+                    Some((attribute(tag, "name")?, attribute(tag, "value").unwrap_or_default()))
+                })
+                .collect();
+            forms.push((action, fields));
+        }
+        forms
+    }
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let at = tag.find(&format!(" {name}=\""))?;
+    let rest = &tag[at + name.len() + 3..];
+    Some(rest[..rest.find('"')?].replace("&amp;", "&"))
+}
+
+/// A browser-like client of the console: keeps the session cookie, sends the CSRF token.
+pub struct Console {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+impl Console {
+    fn http() -> reqwest::Client {
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+    }
+
+    /// Signs in through the sign-in form; `Err` carries the page when it refused.
+    pub async fn sign_in(base: &str, email: &str, password: &str) -> Result<Console, Page> {
+        let http = Self::http();
+        let form_page = fetch(http.get(format!("{base}/console/sign-in"))).await;
+        let form_token = form_page.input("csrf").expect("sign-in form token");
+        let form_cookie = set_cookie(&form_page, "scimd_form").expect("form cookie");
+        let body =
+            encode(&[("csrf", form_token.as_str()), ("email", email), ("password", password), ("next", "/console")]);
+        let page = fetch(
+            http.post(format!("{base}/console/sign-in"))
+                .header("Cookie", format!("scimd_form={form_cookie}"))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+        .await;
+        let Some(session) = set_cookie(&page, "scimd_session").filter(|_| page.status == 303) else { return Err(page) };
+        let mut console =
+            Console { http, base: base.to_owned(), cookie: format!("scimd_session={session}"), csrf: String::new() };
+        console.csrf = console.get("/console/account").await.input("csrf").expect("csrf token on the page");
+        Ok(console)
+    }
+
+    /// `GET` a console path.
+    pub async fn get(&self, path: &str) -> Page {
+        fetch(self.http.get(format!("{}{path}", self.base)).header("Cookie", &self.cookie)).await
+    }
+
+    /// `POST` a form with the session's CSRF token.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut all = vec![("csrf", self.csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// `POST` exactly these fields (no CSRF token unless given).
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        fetch(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("Cookie", &self.cookie)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(encode(fields)),
+        )
+        .await
+    }
+}
+
+fn encode(fields: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish()
+}
+
+fn set_cookie(page: &Page, name: &str) -> Option<String> {
+    page.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or("").to_owned()))
+        .filter(|v| !v.is_empty())
+}
+
+async fn fetch(req: reqwest::RequestBuilder) -> Page {
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let location = headers.get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let html = resp.text().await.expect("response body");
+    Page { status, location, html, headers }
 }

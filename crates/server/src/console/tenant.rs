@@ -394,7 +394,7 @@ pub async fn user(
         };
         timeline.extend(state.service.events(&query).await?);
     }
-    timeline.sort_by(|a, b| b.id.cmp(&a.id));
+    timeline.sort_by_key(|e| std::cmp::Reverse(e.id));
     timeline.dedup_by_key(|e| e.id);
     let p = user.placement.as_ref();
     let page = UserPage {

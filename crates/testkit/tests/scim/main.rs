@@ -4,6 +4,7 @@ mod admin;
 mod admin_provisioning;
 mod auth;
 mod bulk;
+mod console;
 mod discovery;
 mod doctor;
 mod edge;

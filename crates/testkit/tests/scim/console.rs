@@ -1,0 +1,308 @@
+//! The console over HTTP: sign-in and its rate limit, sessions, the CSRF check on every change
+//! form, tenant isolation (403, never a leak), the audit log, API keys and the same permissions
+//! on the admin API, and the operator's email claims. Browser-level flows are in `tests/browser`.
+
+use scimd_domain::access::Role;
+use scimd_domain::access::audit::AuditQuery;
+use scimd_testkit::{Console, PASSWORD, TestServer};
+use serde_json::json;
+
+use super::support::{create_user, user};
+
+#[tokio::test]
+async fn sign_in_opens_a_session_and_sign_out_ends_it() {
+    let s = TestServer::start().await;
+    let wrong = Console::sign_in(&s.base, "nobody@scimd.test", PASSWORD).await.err().expect("refused");
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.html.contains("The email or the password is wrong."));
+    s.account("ops@scimd.test", Role::Operator).await;
+    let bad_password = Console::sign_in(&s.base, "ops@scimd.test", "not the password").await.err().expect("refused");
+    assert_eq!(bad_password.status, 401);
+    // Unknown account and wrong password read alike (but for the echoed email and the form's token).
+    let same = |p: &scimd_testkit::Page, email: &str| {
+        p.html.replace(email, "X").replace(&p.input("csrf").unwrap_or_default(), "T")
+    };
+    assert_eq!(same(&wrong, "nobody@scimd.test"), same(&bad_password, "ops@scimd.test"));
+
+    let console = Console::sign_in(&s.base, "OPS@scimd.test", PASSWORD).await.expect("signed in");
+    let home = console.get("/console").await;
+    assert_eq!((home.status, home.location.as_deref()), (303, Some("/console/operator/tenants")));
+    let page = console.get("/console/operator/tenants").await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("acme"));
+    for (name, value) in [
+        ("content-security-policy", "frame-ancestors 'none'"),
+        ("x-content-type-options", "nosniff"),
+        ("cache-control", "no-store"),
+    ] {
+        let header = page.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(header.contains(value), "{name}: {header}");
+    }
+
+    let out = console.post("/console/sign-out", &[]).await;
+    assert_eq!(out.status, 303);
+    let after = console.get("/console/operator/tenants").await;
+    assert_eq!(after.status, 303);
+    assert!(after.location.unwrap_or_default().starts_with("/console/sign-in?next=%2Fconsole%2Foperator%2Ftenants"));
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_and_same_site() {
+    let s = TestServer::start().await;
+    s.account("ops@scimd.test", Role::Operator).await;
+    let form = reqwest::get(format!("{}/console/sign-in", s.base)).await.expect("sign-in page");
+    let cookie = form.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+}
+
+#[tokio::test]
+async fn sign_in_is_rate_limited_per_email_until_the_window_passes() {
+    let s = TestServer::start().await;
+    s.account("ops@scimd.test", Role::Operator).await;
+    for _ in 0..5 {
+        let page = Console::sign_in(&s.base, "ops@scimd.test", "guess guess guess").await.err().expect("refused");
+        assert_eq!(page.status, 401);
+    }
+    // The right password is refused too while the window lasts.
+    let blocked = Console::sign_in(&s.base, "ops@scimd.test", PASSWORD).await.err().expect("blocked");
+    assert_eq!(blocked.status, 429);
+    assert!(blocked.html.contains("Too many failed sign-ins"));
+    let retry: i64 =
+        blocked.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert!((1..=900).contains(&retry), "Retry-After {retry}");
+    s.clock.advance(time::Duration::minutes(16));
+    assert!(Console::sign_in(&s.base, "ops@scimd.test", PASSWORD).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_set_up_link_creates_the_first_operator_once() {
+    let s = TestServer::start().await;
+    let code = s.service.console_setup_code().await.expect("code").expect("no operator yet");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let form = http.get(format!("{}/console/setup?code={code}", s.base)).send().await.expect("setup page");
+    assert_eq!(form.status(), 200);
+    let cookie = form.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let form_cookie = cookie.split(';').next().unwrap_or_default().to_owned();
+    let html = form.text().await.expect("html");
+    let token =
+        html.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("token").to_owned();
+    let body = format!(
+        "csrf={token}&code={code}&email=first%40scimd.test&password=a+long+password+1&confirm=a+long+password+1"
+    );
+    let post = |body: String| {
+        http.post(format!("{}/console/setup", s.base))
+            .header("Cookie", &form_cookie)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let done = post(body.clone()).await.expect("setup");
+    assert_eq!(done.status(), 303);
+    assert!(
+        done.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap_or("").starts_with("scimd_session="))
+    );
+    let again = post(body.replace("first%40", "second%40")).await.expect("setup again");
+    assert_eq!(again.status(), 422);
+    assert!(again.text().await.unwrap_or_default().contains("has been used"));
+    assert!(s.service.console_setup_code().await.expect("code").is_none(), "an operator exists now");
+    assert!(Console::sign_in(&s.base, "first@scimd.test", "a long password 1").await.is_ok());
+}
+
+/// The whole audit log.
+fn everything() -> AuditQuery {
+    AuditQuery { limit: 500, ..AuditQuery::default() }
+}
+
+/// Every console page an operator can open for the tenant, and the operator's own.
+fn pages(tenant: &str) -> Vec<String> {
+    let mut pages: Vec<String> =
+        ["", "/users", "/deployment", "/mappings", "/profiles", "/storage", "/log", "/health", "/webhooks"]
+            .iter()
+            .map(|p| format!("/console/t/{tenant}{p}"))
+            .collect();
+    pages
+        .extend(["tenants", "regions", "claims", "accounts", "audit"].iter().map(|p| format!("/console/operator/{p}")));
+    pages.push("/console/account".into());
+    pages
+}
+
+#[tokio::test]
+async fn every_change_form_refuses_a_missing_or_wrong_csrf_token() {
+    let s = TestServer::start().await;
+    let console = s.operator_console().await;
+    // Something behind every kind of form: a user, a webhook, an API key.
+    create_user(&s.scim(), "alice@acme.test").await;
+    let hook =
+        console.post(&format!("/console/t/{}/webhooks", s.tenant.id), &[("url", "http://127.0.0.1:9/hook")]).await;
+    assert_eq!(hook.status, 200);
+    assert_eq!(console.post("/console/account/api-keys", &[("name", "ci")]).await.status, 200);
+    let audit_before = s.service.audit_log(everything()).await.expect("audit").len();
+
+    let mut checked = std::collections::BTreeSet::new();
+    for page in pages(&s.tenant.id) {
+        let p = console.get(&page).await;
+        assert_eq!(p.status, 200, "{page}");
+        for (action, fields) in p.post_forms() {
+            let without: Vec<(&str, &str)> =
+                fields.iter().filter(|(k, _)| k != "csrf").map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let refused = console.post_raw(&action, &without).await;
+            assert_eq!(refused.status, 403, "{action} without a token");
+            assert!(refused.html.contains("security token"), "{action}");
+            let mut wrong = without.clone();
+            wrong.push(("csrf", "0123456789abcdef0123456789abcdef0123456789a"));
+            assert_eq!(console.post_raw(&action, &wrong).await.status, 403, "{action} with a wrong token");
+            checked.insert(action.split('/').filter(|seg| seg.len() != 36).collect::<Vec<_>>().join("/"));
+        }
+    }
+    // The forms of every kind were found and tried.
+    for kind in [
+        "tokens", "revoke", "mappings", "move", "profiles", "webhooks", "test", "delete", "sign-out", "api-keys",
+        "tenants", "regions", "accounts",
+    ] {
+        assert!(checked.iter().any(|a| a.contains(kind)), "no {kind} form among {checked:?}");
+    }
+    let audit_after = s.service.audit_log(everything()).await.expect("audit").len();
+    assert_eq!(audit_before, audit_after, "nothing changed");
+    // The same forms work with the token: the check is what refused them.
+    let ok =
+        console.post(&format!("/console/t/{}/profiles", s.tenant.id), &[("name", "Gold"), ("max_users", "5")]).await;
+    assert_eq!(ok.status, 303);
+}
+
+#[tokio::test]
+async fn a_tenant_admin_sees_only_their_tenant_and_never_learns_of_others() {
+    let s = TestServer::start().await;
+    let (other, _) = s.new_tenant("globex").await;
+    let admin = s.tenant_console(&s.tenant).await;
+    assert_eq!(admin.get("/console").await.location.as_deref(), Some(format!("/console/t/{}", s.tenant.id).as_str()));
+    for page in pages(&s.tenant.id).iter().filter(|p| p.contains("/console/t/")) {
+        assert_eq!(admin.get(page).await.status, 200, "{page}");
+    }
+    let missing = "01900000-0000-7000-8000-000000000000";
+    for page in pages(&other.id).iter().filter(|p| p.contains("/console/t/")) {
+        let existing = admin.get(page).await;
+        let absent = admin.get(&page.replace(&other.id, missing)).await;
+        assert_eq!((existing.status, absent.status), (403, 403), "{page}");
+        assert_eq!(existing.html, absent.html, "the answer must not tell whether the tenant exists");
+        assert!(!existing.html.contains("globex"));
+    }
+    for page in pages(&s.tenant.id).iter().filter(|p| p.contains("/operator/")) {
+        assert_eq!(admin.get(page).await.status, 403, "{page}");
+    }
+    // Changes too, with a valid CSRF token.
+    let change = admin.post(&format!("/console/t/{}/profiles", other.id), &[("name", "x"), ("max_users", "1")]).await;
+    assert_eq!(change.status, 403);
+    assert_eq!(admin.post("/console/operator/tenants", &[("name", "evil")]).await.status, 403);
+    assert!(s.service.find_tenant("evil").await.is_err());
+}
+
+#[tokio::test]
+async fn console_changes_are_audited_with_before_and_after() {
+    let s = TestServer::start().await;
+    let admin = s.tenant_console(&s.tenant).await;
+    let tenant = &s.tenant.id;
+    assert_eq!(
+        admin.post(&format!("/console/t/{tenant}/profiles"), &[("name", "Gold"), ("max_users", "5")]).await.status,
+        303
+    );
+    let gold =
+        s.service.profiles(&s.tenant).await.expect("profiles").into_iter().find(|p| p.name == "Gold").expect("gold");
+    let saved = admin
+        .post(&format!("/console/t/{tenant}/profiles"), &[("id", &gold.id), ("name", "Gold"), ("max_users", "10")])
+        .await;
+    assert_eq!(saved.status, 303);
+    let log = s.service.audit_log(everything()).await.expect("audit");
+    let update = log.iter().find(|e| e.action == "profile.update").expect("update audited");
+    assert_eq!(update.actor, "admin-acme@scimd.test");
+    assert_eq!(update.tenant_id.as_deref(), Some(tenant.as_str()));
+    assert_eq!(update.before.as_ref().map(|b| b["max_users"].clone()), Some(json!(5)));
+    assert_eq!(update.after.as_ref().map(|a| a["max_users"].clone()), Some(json!(10)));
+    assert!(log.iter().any(|e| e.action == "profile.create" && e.before.is_none()));
+    // The operator reads it in the console.
+    let ops = s.operator_console().await;
+    let page = ops.get("/console/operator/audit").await;
+    assert!(page.html.contains("profile.update") && page.html.contains("admin-acme@scimd.test"));
+}
+
+#[tokio::test]
+async fn api_keys_carry_their_accounts_scope_on_the_admin_api() {
+    let s = TestServer::start().await;
+    let (other, _) = s.new_tenant("globex").await;
+    let admin = s.tenant_console(&s.tenant).await;
+    let page = admin.post("/console/account/api-keys", &[("name", "automation")]).await;
+    assert_eq!(page.status, 200);
+    let key = page
+        .html
+        .split("<code id=\"new-key\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("key shown")
+        .to_owned();
+    assert!(key.starts_with("scimdk_"));
+    let api = scimd_testkit::Client::new(&format!("{}/admin/api/v1", s.base), Some(&key));
+    let me = api.get("/me").await;
+    assert_eq!(
+        (me.body["role"].as_str(), me.body["tenant_id"].as_str()),
+        (Some("tenant_admin"), Some(s.tenant.id.as_str()))
+    );
+    assert_eq!(api.get(&format!("/tenants/{}/profiles", s.tenant.id)).await.status, 200);
+    let listed = api.get("/tenants").await;
+    assert_eq!(listed.body["tenants"].as_array().map(Vec::len), Some(1));
+    let foreign = api.get(&format!("/tenants/{}/profiles", other.id)).await;
+    let missing = api.get("/tenants/01900000-0000-7000-8000-000000000000/profiles").await;
+    assert_eq!((foreign.status, missing.status), (403, 403));
+    assert_eq!(foreign.body, missing.body);
+    for operator_only in ["/regions", "/events", "/accounts", "/audit", "/claims/a@b.c"] {
+        assert_eq!(api.get(operator_only).await.status, 403, "{operator_only}");
+    }
+    assert_eq!(api.post("/tenants", &json!({"name": "x"})).await.status, 403);
+    // A change through the key is audited under the key's name.
+    let created =
+        api.post(&format!("/tenants/{}/profiles", s.tenant.id), &json!({"name": "Api", "max_users": 3})).await;
+    assert_eq!(created.status, 201);
+    let log = s.service.audit_log(everything()).await.expect("audit");
+    assert!(log.iter().any(|e| e.action == "profile.create" && e.actor.starts_with("api key scimdk_")));
+    // Revoked: refused at once.
+    let keys = api.get("/me/api-keys").await;
+    let id = keys.body["api_keys"][0]["id"].as_str().expect("key id").to_owned();
+    assert_eq!(api.delete(&format!("/me/api-keys/{id}")).await.status, 204);
+    assert_eq!(api.get("/me").await.status, 403);
+    assert_eq!(
+        scimd_testkit::Client::new(&format!("{}/admin/api/v1", s.base), Some("scimdk_nothing")).get("/me").await.status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn operators_look_up_email_claims_and_release_only_stale_ones() {
+    let s = TestServer::start().await;
+    let mut bob = user("bob");
+    bob["emails"] = json!([{ "value": "bob@acme.test", "type": "work", "primary": true }]);
+    assert_eq!(s.scim().post("/Users", &bob).await.status, 201);
+    let ops = s.operator_console().await;
+    let page = ops.get("/console/operator/claims?email=BOB%40acme.test").await;
+    assert!(page.html.contains("bob@acme.test") && page.html.contains("the user still holds it"), "{}", page.html);
+    let refused = ops.post("/console/operator/claims/release", &[("email", "bob@acme.test")]).await;
+    assert_eq!(refused.status, 409);
+    assert!(refused.html.contains("still exists"));
+
+    // A claim whose user vanished (e.g. from before a bug fix) blocks the email everywhere.
+    let db = rusqlite::Connection::open(s.data_dir().join("scimd.db")).expect("open db");
+    db.execute("INSERT INTO email_claims (email, tenant_id, user_id, claimed_at) VALUES ('ghost@acme.test', ?1, 'gone', '2026-01-01T00:00:00.000000Z')", [&s.tenant.id])
+        .expect("insert stale claim");
+    let (globex, token) = s.new_tenant("globex").await;
+    let elsewhere = s.scim_with(Some(&token));
+    let mut ghost = user("ghost");
+    ghost["emails"] = json!([{ "value": "ghost@acme.test", "type": "work", "primary": true }]);
+    let blocked = elsewhere.post("/Users", &ghost).await;
+    assert_eq!(blocked.status, 409, "{}", blocked.text);
+    let page = ops.get("/console/operator/claims?email=ghost%40acme.test").await;
+    assert!(page.html.contains("Release stale claim"));
+    let released = ops.post("/console/operator/claims/release", &[("email", "ghost@acme.test")]).await;
+    assert_eq!(released.status, 303);
+    assert_eq!(elsewhere.post("/Users", &ghost).await.status, 201);
+    let claim = s.service.store.email_claim("ghost@acme.test").await.expect("claim").expect("claimed anew");
+    assert_eq!(claim.tenant_id, globex.id);
+    let log = s.service.audit_log(everything()).await.expect("audit");
+    assert!(log.iter().any(|e| e.action == "email_claim.release" && e.target == "ghost@acme.test"));
+}
