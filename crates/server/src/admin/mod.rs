@@ -53,9 +53,10 @@ pub fn router() -> Router<AppState> {
             get(provisioning::get_mapping).patch(provisioning::update_mapping).delete(provisioning::delete_mapping),
         )
         .route("/tenants/{id}/settings", get(provisioning::get_settings).put(provisioning::put_settings))
-        .route("/tenants/{id}/users", post(provisioning::create_user))
+        .route("/tenants/{id}/users", get(provisioning::search_users).post(provisioning::create_user))
+        .route("/tenants/{id}/activity", get(provisioning::activity))
         .route("/tenants/{id}/users/pending", get(provisioning::pending_users))
-        .route("/tenants/{id}/users/{user_id}", delete(provisioning::purge_user))
+        .route("/tenants/{id}/users/{user_id}", get(provisioning::get_user).delete(provisioning::purge_user))
         .route("/tenants/{id}/regions", get(provisioning::tenant_regions).put(provisioning::restrict_tenant_regions))
         .route("/tenants/{id}/users/{user_id}/preserve", post(provisioning::preserve_user))
         .route("/tenants/{id}/users/{user_id}/restore", post(provisioning::restore_user))

@@ -4,13 +4,13 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use scimd_domain::DomainError;
 use scimd_domain::access::audit::{Change, redacted};
 use scimd_domain::provisioning::admin::{MappingChange, RegionChange};
-use scimd_domain::provisioning::{Health, Profile, Region, TenantSettings};
+use scimd_domain::provisioning::{Health, Profile, Region, TenantSettings, UserSearch};
 use scimd_domain::resources::StoredResource;
 use scimd_domain::store::StoreError;
 use scimd_domain::tenant::Tenant;
@@ -379,6 +379,81 @@ pub async fn purge_user(caller: Caller, State(state): State<AppState>, path: Ite
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `GET /tenants/{id}/users?q=&state=&profile_id=&region_id=&offset=&limit=`: the tenant's users
+/// in every state, newest first, with the total that match (the console's Users page).
+pub async fn search_users(
+    caller: Caller,
+    State(state): State<AppState>,
+    path: IdPath,
+    RawQuery(raw): RawQuery,
+) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
+    let mut search = UserSearch { limit: 50, ..UserSearch::default() };
+    for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        let value = value.into_owned();
+        match name.as_ref() {
+            "q" => search.text = Some(value),
+            "state" => {
+                search.state = Some(
+                    serde_json::from_value(Value::String(value))
+                        .map_err(|_| invalid("\"state\" must be one of active, pending, preserved, deleted"))?,
+                )
+            }
+            "profile_id" => search.profile_id = Some(value),
+            "region_id" => search.region_id = Some(value),
+            "offset" => search.offset = value.parse().map_err(|_| invalid("\"offset\" must be a whole number"))?,
+            "limit" => {
+                search.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=200).contains(l))
+                    .ok_or_else(|| invalid("\"limit\" must be between 1 and 200"))?
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unknown parameter \"{other}\"; allowed: q, state, profile_id, region_id, offset, limit"
+                )));
+            }
+        }
+    }
+    let (total, users) = state.service.search_users(&tenant, search).await?;
+    let users: Vec<Value> = users.iter().map(placement_json).collect();
+    Ok(Json(json!({ "total": total, "users": users })).into_response())
+}
+
+/// `GET /tenants/{id}/users/{user_id}`: a user in any state, with its placement and SCIM document.
+pub async fn get_user(caller: Caller, State(state): State<AppState>, path: ItemPath, headers: HeaderMap) -> Reply {
+    let (tenant, id) = caller.tenant_item(&state, path).await?;
+    let user = state.service.store.any_user(&tenant.id, &id).await.map_err(DomainError::from)?;
+    let user = user.ok_or_else(|| {
+        AdminFailure::new(StatusCode::NOT_FOUND, "not_found", format!("this tenant has no user {id}"))
+    })?;
+    let base = super::doctor::scim_base(&state, &headers).unwrap_or_else(|| "/scim/v2".into());
+    let mut out = placement_json(&user);
+    out["claimed_email"] = json!(user.placement.as_ref().and_then(|p| p.claimed_email.clone()));
+    out["scim"] = user.to_scim(&base);
+    Ok(Json(out).into_response())
+}
+
+/// `GET /tenants/{id}/activity?days=7`: the log's request count per UTC day and outcome.
+pub async fn activity(caller: Caller, State(state): State<AppState>, path: IdPath, RawQuery(raw): RawQuery) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
+    let mut days = 7i64;
+    for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "days" => {
+                days = value
+                    .parse()
+                    .ok()
+                    .filter(|d| (1..=90).contains(d))
+                    .ok_or_else(|| invalid("\"days\" must be between 1 and 90"))?
+            }
+            other => return Err(invalid(format!("unknown parameter \"{other}\"; allowed: days"))),
+        }
+    }
+    Ok(Json(json!({ "days": state.service.activity(&tenant, days).await? })).into_response())
+}
+
 /// `GET /tenants/{id}/users/pending`: the users held as pending, oldest first, with their cause.
 pub async fn pending_users(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
     let tenant = caller.tenant(&state, path).await?;
@@ -398,8 +473,8 @@ pub async fn tenant_regions(caller: Caller, State(state): State<AppState>, path:
     Ok(Json(json!({ "restricted": restricted, "regions": regions })).into_response())
 }
 
-/// `PUT /tenants/{id}/regions {region_ids: [...]}`: restricts the tenant to these regions (an
-/// empty list lifts the restriction); refused while one of its mappings points elsewhere.
+/// `PUT /tenants/{id}/regions {region_ids: [...]}` (operators): restricts the tenant to these
+/// regions (an empty list lifts the restriction); refused while one of its mappings points elsewhere.
 pub async fn restrict_tenant_regions(
     caller: Caller,
     State(state): State<AppState>,
@@ -407,6 +482,7 @@ pub async fn restrict_tenant_regions(
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
+    caller.operator()?;
     let tenant = caller.tenant(&state, path).await?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &["region_ids"])?;

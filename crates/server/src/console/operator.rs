@@ -104,13 +104,12 @@ pub struct RegionRow {
 #[template(path = "console/operator_regions.html")]
 struct RegionsPage {
     frame: Frame,
+    error: Option<String>,
     healths: [&'static str; 3],
     rows: Vec<RegionRow>,
 }
 
-/// `GET /console/operator/regions`.
-pub async fn regions(State(state): State<AppState>, signed: Signed) -> PageResult {
-    let frame = operator_frame(&signed, "regions", "Storage regions")?;
+async fn regions_page(state: &AppState, frame: Frame, error: Option<String>) -> Result<RegionsPage, ConsoleError> {
     let default = state.service.default_region().await?;
     let rows = state
         .service
@@ -128,7 +127,83 @@ pub async fn regions(State(state): State<AppState>, signed: Signed) -> PageResul
             name: r.name,
         })
         .collect();
-    Ok(render(&RegionsPage { frame, healths: ["healthy", "degraded", "down"], rows }))
+    Ok(RegionsPage { frame, error, healths: ["healthy", "degraded", "down"], rows })
+}
+
+/// `GET /console/operator/regions`.
+pub async fn regions(State(state): State<AppState>, signed: Signed) -> PageResult {
+    let frame = operator_frame(&signed, "regions", "Storage regions")?;
+    Ok(render(&regions_page(&state, frame, None).await?))
+}
+
+/// The new-region form.
+#[derive(Deserialize)]
+pub struct RegionForm {
+    name: String,
+}
+
+/// `POST /console/operator/regions`: a new, healthy region.
+pub async fn create_region(State(state): State<AppState>, signed: Signed, Form(form): Form<RegionForm>) -> PageResult {
+    let frame = operator_frame(&signed, "regions", "Storage regions")?;
+    let name = form.name.trim();
+    let op = state.service.create_region(name, Health::Healthy);
+    match state.service.audited(change(&signed, None, "region.create", name), op).await {
+        Ok(_) => Ok(Redirect::to("/console/operator/regions").into_response()),
+        Err(DomainError::Invalid(m) | DomainError::Conflict(m)) => {
+            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &regions_page(&state, frame, Some(m)).await?))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The probe form: an http(s) URL (empty removes the probe) and its interval.
+#[derive(Deserialize)]
+pub struct ProbeForm {
+    #[serde(default)]
+    probe_url: String,
+    #[serde(default)]
+    probe_interval_seconds: String,
+}
+
+/// `POST /console/operator/regions/{region}/probe`.
+pub async fn set_region_probe(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(form): Form<ProbeForm>,
+) -> PageResult {
+    let frame = operator_frame(&signed, "regions", "Storage regions")?;
+    let interval = match form.probe_interval_seconds.trim() {
+        "" => None,
+        t => match t.parse() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                let error = Some("The probe interval must be a whole number of seconds.".to_owned());
+                return Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &regions_page(&state, frame, error).await?));
+            }
+        },
+    };
+    let url = Some(form.probe_url.trim().to_owned()).filter(|u| !u.is_empty());
+    let update = RegionChange { probe_url: Some(url), probe_interval_seconds: interval, ..RegionChange::default() };
+    let before = redacted(&state.service.region(&id).await?);
+    let audit = Change { before: Some(before), ..change(&signed, None, "region.update", &id) };
+    match state.service.audited(audit, state.service.update_region(&id, update)).await {
+        Ok(_) => Ok(Redirect::to("/console/operator/regions").into_response()),
+        Err(DomainError::Invalid(m)) => {
+            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &regions_page(&state, frame, Some(m)).await?))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /console/operator/regions/{region}/default`: new tenants' catch-all mapping points here.
+pub async fn set_default_region(State(state): State<AppState>, signed: Signed, Path(id): Path<String>) -> PageResult {
+    operator_frame(&signed, "regions", "Storage regions")?;
+    let before = Some(serde_json::json!({ "region_id": state.service.default_region().await?.id }));
+    let audit = Change { before, ..change(&signed, None, "region.set_default", &id) };
+    let op = async { state.service.set_default_region(&id).await.map(|()| serde_json::json!({ "region_id": id })) };
+    state.service.audited(audit, op).await?;
+    Ok(Redirect::to("/console/operator/regions").into_response())
 }
 
 /// The set-health form.

@@ -11,7 +11,9 @@ use scimd_domain::access::audit::{Change, redacted};
 use scimd_domain::doctor::{Finding, Report};
 use scimd_domain::events::{Cause, Event, EventQuery, Outcome};
 use scimd_domain::provisioning::admin::{MappingChange, validate_condition};
-use scimd_domain::provisioning::{Mapping, Profile, Region, UserSearch, UserState};
+use scimd_domain::provisioning::{
+    DeletePolicy, HoldSettings, Mapping, Profile, Region, TenantSettings, UserSearch, UserState,
+};
 use scimd_domain::resources::StoredResource;
 use scimd_domain::tenant::Tenant;
 use scimd_domain::token::TokenRequest;
@@ -61,6 +63,14 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "profile-deleted" => "The profile was deleted.",
         "webhook-added" => "The webhook was added.",
         "webhook-deleted" => "The webhook was deleted.",
+        "settings-saved" => "The provisioning settings were saved.",
+        "user-created" => "The user was created.",
+        "user-preserved" => {
+            "The user was preserved: its seat is free, its data kept, and the identity provider can no longer re-activate it."
+        }
+        "user-restored" => "The user was restored and is managed by the identity provider again.",
+        "user-purged" => "The user was purged: its data is gone and its email is free.",
+        "regions-saved" => "The tenant's regions were saved.",
         _ => return None,
     })
 }
@@ -360,6 +370,8 @@ fn event_row(e: &Event) -> EventRow {
 #[template(path = "console/user.html")]
 struct UserPage {
     frame: Frame,
+    notice: Option<&'static str>,
+    error: Option<String>,
     row: UserRow,
     managed_by: String,
     preserved_by: String,
@@ -374,6 +386,7 @@ pub async fn user(
     signed: Signed,
     headers: HeaderMap,
     Path((id, user_id)): Path<(String, String)>,
+    Query(done): Query<Done>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "users", "User").await?;
     let Some(user) = state.service.store.any_user(&tenant.id, &user_id).await.map_err(DomainError::from)? else {
@@ -399,6 +412,8 @@ pub async fn user(
     let p = user.placement.as_ref();
     let page = UserPage {
         frame: Frame { title: format!("User {}", row.user_name), ..frame },
+        notice: notice(done.done.as_deref()),
+        error: None,
         managed_by: p.map(|p| format!("{:?}", p.managed_by).to_lowercase()).unwrap_or_default(),
         preserved_by: p.and_then(|p| p.preserved_by).map(|a| format!("{a:?}").to_lowercase()).unwrap_or_default(),
         claimed_email: p.and_then(|p| p.claimed_email.clone()).unwrap_or_default(),
@@ -407,6 +422,95 @@ pub async fn user(
         row,
     };
     Ok(render(&page))
+}
+
+/// What an admin does to one user: preserve, restore or purge.
+#[derive(Deserialize)]
+pub struct UserAction {
+    action: String,
+}
+
+/// `POST /console/t/{tenant}/users/{user}`: preserve (seat freed, data kept, the IdP can no
+/// longer re-activate it), restore (re-activated, IdP-managed again) or purge (gone).
+pub async fn user_action(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((id, user_id)): Path<(String, String)>,
+    Form(form): Form<UserAction>,
+) -> PageResult {
+    let (tenant, frame) = open(&state, &signed, &id, "users", "User").await?;
+    let audit = |action| Change {
+        principal: &signed.principal,
+        tenant_id: Some(&tenant.id),
+        action,
+        target: &user_id,
+        before: None,
+    };
+    let service = &state.service;
+    let result = match form.action.as_str() {
+        "preserve" => service
+            .audited(audit("user.preserve"), async { service.admin_preserve_user(&tenant, &user_id).await.map(|_| ()) })
+            .await
+            .map(|()| "user-preserved"),
+        "restore" => service
+            .audited(audit("user.restore"), async { service.restore_user(&tenant, &user_id).await.map(|_| ()) })
+            .await
+            .map(|()| "user-restored"),
+        "purge" => {
+            service.audited(audit("user.purge"), service.purge_user(&tenant, &user_id)).await.map(|()| "user-purged")
+        }
+        other => {
+            return Err(ConsoleError::status(StatusCode::BAD_REQUEST, format!("\"{other}\" is not a user action"))
+                .within(frame));
+        }
+    };
+    match result {
+        Ok("user-purged") => Ok(back(&tenant, "users", "user-purged")),
+        Ok(done) => Ok(Redirect::to(&format!("/console/t/{}/users/{user_id}?done={done}", tenant.id)).into_response()),
+        Err(e) => Err(ConsoleError::from(e).within(frame)),
+    }
+}
+
+/// The add-a-user form.
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    user_name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    display_name: String,
+}
+
+/// `POST /console/t/{tenant}/users`: a user made by hand, under the same rules as a SCIM create;
+/// the IdP takes it over when it first writes to it.
+pub async fn create_user(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(form): Form<NewUserForm>,
+) -> PageResult {
+    let (tenant, frame) = open(&state, &signed, &id, "users", "Users").await?;
+    let mut body = serde_json::json!({ "userName": form.user_name.trim() });
+    if !form.email.trim().is_empty() {
+        body["emails"] = serde_json::json!([{ "value": form.email.trim(), "type": "work", "primary": true }]);
+    }
+    if !form.display_name.trim().is_empty() {
+        body["displayName"] = Value::String(form.display_name.trim().to_owned());
+    }
+    let audit = Change {
+        principal: &signed.principal,
+        tenant_id: Some(&tenant.id),
+        action: "user.create",
+        target: form.user_name.trim(),
+        before: None,
+    };
+    let op = async { state.service.admin_create_user(&tenant, body).await.map(|u| u.id) };
+    match state.service.audited(audit, op).await {
+        Ok(user_id) => {
+            Ok(Redirect::to(&format!("/console/t/{}/users/{user_id}?done=user-created", tenant.id)).into_response())
+        }
+        Err(e) => Err(ConsoleError::from(e).within(frame)),
+    }
 }
 
 // ---- deployment settings: the SCIM base URL and tokens -------------------------------------
@@ -433,6 +537,7 @@ struct DeploymentPage {
     tokens: Vec<TokenRow>,
     lifetime_days: u32,
     new_token: Option<(String, String)>,
+    settings: TenantSettings,
 }
 
 async fn deployment_page(
@@ -471,6 +576,7 @@ async fn deployment_page(
         tokens,
         lifetime_days: tenant.token_lifetime_days,
         new_token,
+        settings: state.service.settings(tenant).await?,
     })
 }
 
@@ -568,6 +674,53 @@ pub async fn revoke_token(
     };
     state.service.audited(audit, state.service.revoke_token(&tenant.id, &token_id)).await?;
     Ok(back(&tenant, "deployment", "token-revoked"))
+}
+
+/// The provisioning settings form (checkboxes are absent when unticked).
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    hold_no_mapping_matched: Option<String>,
+    hold_profile_full: Option<String>,
+    hold_region_unhealthy: Option<String>,
+    delete_policy: String,
+    remap_on_update: Option<String>,
+}
+
+/// `POST /console/t/{tenant}/settings`: what happens to refused users, to deleted users, and to
+/// users whose mapped attributes change.
+pub async fn save_settings(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(form): Form<SettingsForm>,
+) -> PageResult {
+    let (tenant, _) = open(&state, &signed, &id, "deployment", "Deployment settings").await?;
+    let delete_policy = match form.delete_policy.as_str() {
+        "purge" => DeletePolicy::Purge,
+        "preserve" => DeletePolicy::Preserve,
+        other => {
+            return Err(ConsoleError::status(StatusCode::BAD_REQUEST, format!("\"{other}\" is not a delete policy")));
+        }
+    };
+    let settings = TenantSettings {
+        hold: HoldSettings {
+            no_mapping_matched: form.hold_no_mapping_matched.is_some(),
+            profile_full: form.hold_profile_full.is_some(),
+            region_unhealthy: form.hold_region_unhealthy.is_some(),
+        },
+        delete_policy,
+        remap_on_update: form.remap_on_update.is_some(),
+    };
+    let before = redacted(&state.service.settings(&tenant).await?);
+    let audit = Change {
+        principal: &signed.principal,
+        tenant_id: Some(&tenant.id),
+        action: "settings.update",
+        target: &tenant.id,
+        before: Some(before),
+    };
+    state.service.audited(audit, state.service.set_settings(&tenant, settings)).await?;
+    Ok(back(&tenant, "deployment", "settings-saved"))
 }
 
 // ---- mappings -------------------------------------------------------------------------------
@@ -1120,14 +1273,32 @@ pub struct RegionRow {
 #[template(path = "console/storage.html")]
 struct StoragePage {
     frame: Frame,
+    notice: Option<&'static str>,
+    error: Option<String>,
     rows: Vec<RegionRow>,
+    /// For operators: every region, and whether this tenant may use it.
+    choices: Vec<(Region, bool)>,
+    restricted: bool,
 }
 
 /// `GET /console/t/{tenant}/storage`: the regions this tenant may use, their health, its users.
-pub async fn storage(State(state): State<AppState>, signed: Signed, Path(id): Path<String>) -> PageResult {
+pub async fn storage(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Query(done): Query<Done>,
+) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "storage", "Storage").await?;
+    let allowed = state.service.tenant_regions(&tenant).await?;
+    let all = state.service.regions().await?;
+    let restricted = allowed.len() < all.len();
+    let choices = if signed.principal.is_operator() {
+        all.into_iter().map(|r| (allowed.iter().any(|a| a.id == r.id), r)).map(|(on, r)| (r, on)).collect()
+    } else {
+        Vec::new()
+    };
     let mut rows = Vec::new();
-    for r in state.service.tenant_regions(&tenant).await? {
+    for r in allowed {
         let search = UserSearch { region_id: Some(r.id.clone()), limit: 1, ..UserSearch::default() };
         rows.push(RegionRow {
             users: state.service.search_users(&tenant, search).await?.0,
@@ -1141,7 +1312,37 @@ pub async fn storage(State(state): State<AppState>, signed: Signed, Path(id): Pa
             },
         });
     }
-    Ok(render(&StoragePage { frame, rows }))
+    Ok(render(&StoragePage { frame, notice: notice(done.done.as_deref()), error: None, rows, choices, restricted }))
+}
+
+/// `POST /console/t/{tenant}/storage` (operators): the regions this tenant may use; none ticked
+/// lifts the restriction.
+pub async fn restrict_regions(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    axum::extract::RawForm(raw): axum::extract::RawForm,
+) -> PageResult {
+    let (tenant, frame) = open(&state, &signed, &id, "storage", "Storage").await?;
+    signed.principal.require_operator().map_err(|e| ConsoleError::from(e).within(frame.clone()))?;
+    let ids: Vec<String> =
+        form_urlencoded::parse(&raw).filter(|(k, _)| k == "region").map(|(_, v)| v.into_owned()).collect();
+    let before = Some(
+        serde_json::json!({ "region_ids": state.service.store.tenant_regions(&tenant.id).await.map_err(DomainError::from)? }),
+    );
+    let audit = Change {
+        principal: &signed.principal,
+        tenant_id: Some(&tenant.id),
+        action: "tenant.restrict_regions",
+        target: &tenant.id,
+        before,
+    };
+    state
+        .service
+        .audited(audit, state.service.restrict_tenant_regions(&tenant, &ids))
+        .await
+        .map_err(|e| ConsoleError::from(e).within(frame))?;
+    Ok(back(&tenant, "storage", "regions-saved"))
 }
 
 // ---- the provisioning log -------------------------------------------------------------------

@@ -131,7 +131,7 @@ async fn every_change_form_refuses_a_missing_or_wrong_csrf_token() {
     let s = TestServer::start().await;
     let console = s.operator_console().await;
     // Something behind every kind of form: a user, a webhook, an API key.
-    create_user(&s.scim(), "alice@acme.test").await;
+    let alice = create_user(&s.scim(), "alice@acme.test").await;
     let hook =
         console.post(&format!("/console/t/{}/webhooks", s.tenant.id), &[("url", "http://127.0.0.1:9/hook")]).await;
     assert_eq!(hook.status, 200);
@@ -139,7 +139,7 @@ async fn every_change_form_refuses_a_missing_or_wrong_csrf_token() {
     let audit_before = s.service.audit_log(everything()).await.expect("audit").len();
 
     let mut checked = std::collections::BTreeSet::new();
-    for page in pages(&s.tenant.id) {
+    for page in pages(&s.tenant.id).into_iter().chain([format!("/console/t/{}/users/{alice}", s.tenant.id)]) {
         let p = console.get(&page).await;
         assert_eq!(p.status, 200, "{page}");
         for (action, fields) in p.post_forms() {
@@ -305,4 +305,98 @@ async fn operators_look_up_email_claims_and_release_only_stale_ones() {
     assert_eq!(claim.tenant_id, globex.id);
     let log = s.service.audit_log(everything()).await.expect("audit");
     assert!(log.iter().any(|e| e.action == "email_claim.release" && e.target == "ghost@acme.test"));
+}
+
+#[tokio::test]
+async fn the_console_does_what_the_admin_api_does_settings_users_and_regions() {
+    let s = TestServer::start().await;
+    let admin = s.tenant_console(&s.tenant).await;
+    let t = &s.tenant.id;
+    // Provisioning settings.
+    let saved = admin
+        .post(&format!("/console/t/{t}/settings"), &[("hold_profile_full", "on"), ("delete_policy", "purge")])
+        .await;
+    assert_eq!(saved.status, 303);
+    let settings = s.service.settings(&s.tenant).await.expect("settings");
+    assert!(settings.hold.profile_full && !settings.hold.no_mapping_matched);
+    assert_eq!(serde_json::to_value(settings.delete_policy).ok(), Some(json!("purge")));
+    let page = admin.get(&format!("/console/t/{t}/deployment")).await;
+    assert!(page.html.contains("name=\"hold_profile_full\" checked"));
+
+    // A user by hand, preserved, restored, purged.
+    let made = admin
+        .post(&format!("/console/t/{t}/users"), &[("user_name", "hand@acme.test"), ("email", "hand@acme.test")])
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    let location = made.location.expect("to the user's page");
+    let user_id = location.split("/users/").nth(1).and_then(|r| r.split('?').next()).expect("user id").to_owned();
+    let user_page = format!("/console/t/{t}/users/{user_id}");
+    assert!(admin.get(&location).await.html.contains("The user was created."));
+    assert_eq!(admin.post(&user_page, &[("action", "preserve")]).await.status, 303);
+    assert!(admin.get(&user_page).await.html.contains("s-preserved"));
+    assert_eq!(admin.post(&user_page, &[("action", "restore")]).await.status, 303);
+    assert!(admin.get(&user_page).await.html.contains("s-active"));
+    assert_eq!(admin.post(&user_page, &[("action", "purge")]).await.status, 303);
+    assert_eq!(admin.get(&user_page).await.status, 404);
+
+    // Regions are the operators': a tenant admin may not restrict the tenant's regions.
+    assert_eq!(admin.post(&format!("/console/t/{t}/storage"), &[]).await.status, 403);
+    let ops = s.operator_console().await;
+    assert_eq!(ops.post("/console/operator/regions", &[("name", "eu-west")]).await.status, 303);
+    let eu = s.service.find_region("eu-west").await.expect("created");
+    let probe = ops
+        .post(
+            &format!("/console/operator/regions/{}/probe", eu.id),
+            &[("probe_url", "http://127.0.0.1:9/health"), ("probe_interval_seconds", "60")],
+        )
+        .await;
+    assert_eq!(probe.status, 303, "{}", probe.html);
+    assert_eq!(s.service.region(&eu.id).await.expect("region").probe_interval_seconds, Some(60));
+    assert_eq!(ops.post(&format!("/console/operator/regions/{}/default", eu.id), &[]).await.status, 303);
+    assert_eq!(s.service.default_region().await.expect("default").id, eu.id);
+    let restricted = ops.post(&format!("/console/t/{t}/storage"), &[("region", &eu.id)]).await;
+    // The tenant's catch-all mapping points to the old default region, so this is refused, with why.
+    assert_eq!(restricted.status, 409, "{}", restricted.html);
+    assert!(restricted.html.contains("mapping"), "says which mapping is in the way");
+    let page = ops.get(&format!("/console/t/{t}/storage")).await;
+    assert!(page.html.contains("Regions this tenant may use"));
+    // The same through the admin API: a tenant admin's key is refused, as in the console.
+    let key = s
+        .service
+        .create_api_key(
+            &scimd_domain::access::Principal::account(
+                &s.service.store.account_by_email("admin-acme@scimd.test").await.expect("lookup").expect("account"),
+            ),
+            "k",
+        )
+        .await
+        .expect("key");
+    let api = scimd_testkit::Client::new(&format!("{}/admin/api/v1", s.base), Some(&key.secret));
+    assert_eq!(api.put(&format!("/tenants/{t}/regions"), &json!({ "region_ids": [] })).await.status, 403);
+}
+
+#[tokio::test]
+async fn the_admin_api_searches_users_and_reads_one_and_the_activity() {
+    let s = TestServer::start().await;
+    create_user(&s.scim(), "alice").await;
+    let bob = create_user(&s.scim(), "bob").await;
+    let api = s.admin();
+    let t = &s.tenant.id;
+    let found = api.get(&format!("/tenants/{t}/users?q=BO&state=active")).await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(found.body["total"], 1);
+    assert_eq!(found.body["users"][0]["id"], bob.as_str());
+    assert_eq!(api.get(&format!("/tenants/{t}/users")).await.body["total"], 2);
+    assert_eq!(api.get(&format!("/tenants/{t}/users?state=nope")).await.status, 400);
+    assert_eq!(api.get(&format!("/tenants/{t}/users?colour=red")).await.status, 400);
+    let one = api.get(&format!("/tenants/{t}/users/{bob}")).await;
+    assert_eq!((one.body["user_name"].as_str(), one.body["scim"]["userName"].as_str()), (Some("bob"), Some("bob")));
+    assert_eq!(api.get(&format!("/tenants/{t}/users/nobody")).await.status, 404);
+    s.flush_events().await;
+    let activity = api.get(&format!("/tenants/{t}/activity")).await;
+    let accepted: u64 = activity.body["days"]
+        .as_array()
+        .map(|days| days.iter().filter(|d| d["outcome"] == "accepted").filter_map(|d| d["count"].as_u64()).sum())
+        .unwrap_or(0);
+    assert_eq!(accepted, 2);
 }
