@@ -343,3 +343,54 @@ fn doctor_exit_status_follows_the_worst_finding_while_serve_runs() {
     assert_eq!(status, Some(3), "a usage error too: {err}");
     assert!(err.contains("--days"), "{err}");
 }
+
+/// A console page over plain HTTP: its status and body.
+fn page(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("response");
+    let status = raw.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
+    (status, raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+#[test]
+fn serve_prints_the_console_set_up_link_until_an_operator_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[], &[]);
+    let link = s.printed("Console:").expect("console line printed");
+    let path = link.split(&format!("http://127.0.0.1:{}", s.port)).nth(1).expect("a link to this server").to_owned();
+    assert!(path.starts_with("/console/setup?code="), "{link}");
+    let (status, html) = page(s.port, &path);
+    assert_eq!(status, 200);
+    assert!(html.contains("Create the first operator"));
+    assert!(s.terminate().success());
+
+    // An operator made from the command line (password on standard input) ends the set-up link.
+    let mut admin = Command::new(BIN)
+        .args(["admin", "create", "--email", "Ops@Example.com", "--operator", "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    admin.stdin.take().unwrap().write_all(b"a long enough passphrase\n").unwrap();
+    let out = admin.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created account ops@example.com (operator)"));
+    let short = Command::new(BIN)
+        .args(["admin", "create", "--email", "x@example.com", "--tenant", "default", "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!short.status.success(), "an empty password is refused");
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    let listed = Command::new(BIN).args(["admin", "list", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("ops@example.com"));
+
+    let again = Server::start(dir.path(), &[], &[]);
+    let link = again.printed("Console:").expect("console line printed");
+    assert!(!link.contains("setup"), "{link}");
+    assert_eq!(page(again.port, &path).0, 403, "the old link no longer works");
+}

@@ -81,7 +81,25 @@ async fn openapi_document_describes_every_route() {
     let r = Client::new(&format!("{}/admin/api/v1", s.base), None).get("/openapi.json").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["openapi"], "3.1.0");
-    for path in ["/tenants", "/tenants/{id}", "/tenants/{id}/tokens", "/tenants/{id}/tokens/{token_id}"] {
+    for path in [
+        "/tenants",
+        "/tenants/{id}",
+        "/tenants/{id}/tokens",
+        "/tenants/{id}/tokens/{token_id}",
+        "/tenants/{id}/users",
+        "/tenants/{id}/users/{user_id}",
+        "/tenants/{id}/activity",
+        "/tenants/{id}/audit",
+        "/me",
+        "/me/api-keys",
+        "/me/api-keys/{key_id}",
+        "/accounts",
+        "/accounts/{account_id}",
+        "/audit",
+        "/claims/{email}",
+    ] {
         assert!(r.body["paths"].get(path).is_some(), "{path} documented");
     }
+    let schemes = &r.body["components"]["securitySchemes"];
+    assert!(schemes.get("apiKey").is_some() && schemes.get("operatorToken").is_some());
 }
