@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use scimd_domain::access::Role;
+use scimd_domain::access::audit::Change;
+use scimd_domain::access::{Principal, Role};
 use scimd_domain::clock::{SystemClock, SystemRandom, format_time};
 use scimd_domain::doctor::DoctorOptions;
 use scimd_domain::token::TokenRequest;
@@ -133,7 +134,21 @@ async fn admin(service: &Service, cmd: AdminCommand) -> Result<(), String> {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password).map_err(|e| format!("cannot read the password: {e}"))?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let account = service.create_account(&email, password, role).await.map_err(|e| e.to_string())?;
+            // The command line is an operator's tool: its changes are audited as such.
+            let cli =
+                Principal { actor: "scimd admin create (command line)".into(), role: Role::Operator, account_id: None };
+            let tenant = role.tenant_id().map(str::to_owned);
+            let audit = Change {
+                principal: &cli,
+                tenant_id: tenant.as_deref(),
+                action: "account.create",
+                target: &email,
+                before: None,
+            };
+            let account = service
+                .audited(audit, service.create_account(&email, password, role))
+                .await
+                .map_err(|e| e.to_string())?;
             let scope = account.role.tenant_id().map_or("operator".to_owned(), |t| format!("tenant admin of {t}"));
             println!("created account {} ({scope}); sign in at /console", account.email);
         }

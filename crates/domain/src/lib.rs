@@ -64,12 +64,15 @@ pub struct Service {
     pub random: Arc<dyn Random>,
     /// Per-request work limits.
     pub limits: Limits,
+    /// Password hashing is deliberately slow: at most this many run at once, off the async
+    /// workers, so that sign-ins cannot starve SCIM traffic.
+    pub(crate) password_work: Arc<tokio::sync::Semaphore>,
 }
 
 impl Service {
     /// A service over the given parts.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, random: Arc<dyn Random>, limits: Limits) -> Self {
-        Service { store, clock, random, limits }
+        Service { store, clock, random, limits, password_work: Arc::new(tokio::sync::Semaphore::new(2)) }
     }
 
     /// A new identifier for a tenant, token or resource: a UUID v7 from the injected clock and

@@ -261,6 +261,58 @@ pub trait WebhookStore: Send + Sync + 'static {
     -> Result<(), StoreError>;
 }
 
+/// Whether a webhook URL points inside the cloud's network: a loopback, private, link-local or
+/// unspecified address, a numeric host (HTTP clients read `http://2130706433/` as 127.0.0.1), or
+/// a name reserved for local use. Tenant admins may not target these (nor learn how they answer
+/// through a test send); operators may. A public name that resolves to an internal address is not
+/// caught here.
+pub fn is_internal_target(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host == "localhost" || [".localhost", ".local", ".internal", ".localdomain"].iter().any(|s| host.ends_with(s)) {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64 // carrier-grade NAT
+        }
+        Ok(std::net::IpAddr::V6(ip)) => {
+            let mapped = ip.to_ipv4_mapped().map(|v4| is_internal_target(&format!("http://{v4}/")));
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00 // unique local
+                || (ip.segments()[0] & 0xffc0) == 0xfe80 // link-local
+                || mapped == Some(true)
+        }
+        // Dotted or bare numbers that are not a plain IPv4 address (octal, hex, a single integer).
+        Err(_) => host
+            .split('.')
+            .all(|part| !part.is_empty() && (part.chars().all(|c| c.is_ascii_digit()) || part.starts_with("0x"))),
+    }
+}
+
+/// Refuses an internal webhook target to anyone but an operator.
+pub fn check_target(principal: &crate::access::Principal, url: &str) -> Result<()> {
+    if principal.is_operator() || !is_internal_target(url) {
+        return Ok(());
+    }
+    Err(DomainError::Invalid(
+        "url must be a public address: webhooks to loopback, private or link-local hosts are for operators only".into(),
+    ))
+}
+
 /// `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`, the value of `X-Scimd-Signature`.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
@@ -672,6 +724,38 @@ fn finding_data(f: &crate::doctor::Finding) -> Value {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn internal_targets_are_recognised() {
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://localhost/x",
+            "https://LOCALHOST./x",
+            "http://10.1.2.3/",
+            "http://192.168.0.1:8080/",
+            "http://172.16.0.1/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]:80/",
+            "http://[fd00::1]/",
+            "http://[::ffff:10.0.0.1]/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://user:pw@127.0.0.1/",
+            "http://0.0.0.0/",
+            "http://metadata.google.internal/",
+            "http://100.64.0.1/",
+        ] {
+            assert!(is_internal_target(url), "{url}");
+        }
+        for url in [
+            "https://hooks.example.com/scimd",
+            "http://93.184.216.34/",
+            "https://[2606:4700::1111]/",
+            "https://a.b.c/x?y=127.0.0.1",
+        ] {
+            assert!(!is_internal_target(url), "{url}");
+        }
+    }
     use super::*;
     use crate::provisioning::{Manager, Placement};
     use scim_proto::ResourceKind;

@@ -128,6 +128,8 @@ async fn prune(service: &Service, retention: time::Duration) -> Result<u64, Stor
     if outbox > 0 {
         tracing::info!(deleted = outbox, "pruned webhook outbox rows past the retention");
     }
+    // Expired console sessions go on the same schedule (a live lookup also refuses them).
+    service.store.prune_sessions(service.now()).await?;
     Ok(n)
 }
 

@@ -310,7 +310,7 @@ async fn a_full_profile_is_named_on_the_health_page() {
     screenshot(&c, "storage").await;
     click(&c, "nav.side a[href$='/webhooks']").await;
     wait_text(&c, "h1", "Webhooks").await;
-    type_into(&c, "#url", "http://127.0.0.1:9/hooks/scimd").await;
+    type_into(&c, "#url", "https://hooks.example.com/scimd").await;
     click(&c, "form.inline button[type=submit]").await;
     wait_text(&c, ".new-secret", "shown only once").await;
     screenshot(&c, "webhooks").await;

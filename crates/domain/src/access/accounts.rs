@@ -23,7 +23,7 @@ const SESSION_SECRET_LEN: usize = 43;
 const SETUP_CODE_SETTING: &str = "console_setup_code_sha256";
 
 /// A person who signs in to the console.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Account {
     /// The account's id.
     pub id: String,
@@ -44,7 +44,7 @@ pub struct Account {
 }
 
 /// A signed-in browser: the store keeps the hash of its cookie and its CSRF token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Session {
     /// SHA-256 of the cookie's secret.
     pub hash: String,
@@ -56,6 +56,26 @@ pub struct Session {
     pub created_at: OffsetDateTime,
     /// When it stops working.
     pub expires_at: OffsetDateTime,
+}
+
+// Never the password hash, the session's hash or its CSRF token, not even in a debug log.
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("account_id", &self.account_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A session just created: the cookie secret exists only here and in the browser.
@@ -96,13 +116,22 @@ fn check_password(password: &str) -> Result<()> {
 }
 
 impl Service {
-    fn hash_password(&self, password: &str) -> Result<String> {
+    /// Runs argon2 work on the blocking pool, at most two at once.
+    async fn password_work<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let busy = || DomainError::Store(StoreError::Backend("password hashing was interrupted".into()));
+        let _permit = self.password_work.acquire().await.map_err(|_| busy())?;
+        tokio::task::spawn_blocking(work).await.map_err(|_| busy())
+    }
+
+    async fn hash_password(&self, password: &str) -> Result<String> {
         let mut salt = [0u8; 16];
         self.random.fill(&mut salt);
-        Argon2::default()
-            .hash_password_with_salt(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| DomainError::Store(StoreError::Backend(format!("argon2: {e}"))))
+        let password = password.to_owned();
+        self.password_work(move || {
+            Argon2::default().hash_password_with_salt(password.as_bytes(), &salt).map(|h| h.to_string())
+        })
+        .await?
+        .map_err(|e| DomainError::Store(StoreError::Backend(format!("argon2: {e}"))))
     }
 
     /// Makes an account. A tenant admin's tenant must exist.
@@ -115,7 +144,7 @@ impl Service {
         let account = Account {
             id: self.new_id(),
             email,
-            password_hash: self.hash_password(password)?,
+            password_hash: self.hash_password(password).await?,
             role,
             created_at: self.clock.now(),
             last_sign_in_at: None,
@@ -134,8 +163,24 @@ impl Service {
         Ok(self.store.accounts().await?)
     }
 
-    /// Deletes an account, its sessions and its API keys.
-    pub async fn delete_account(&self, id: &str) -> Result<()> {
+    /// An account by id.
+    pub async fn account(&self, id: &str) -> Result<Account> {
+        self.store.account(id).await?.ok_or_else(|| DomainError::NotFound(format!("no account has the id {id}")))
+    }
+
+    /// Deletes an account, its sessions and its API keys (operators only). Nobody deletes the
+    /// account they are using, and the last operator stays, so the cloud is never left without one.
+    pub async fn delete_account(&self, principal: &Principal, id: &str) -> Result<()> {
+        principal.require_operator()?;
+        let account = self.account(id).await?;
+        if principal.account_id.as_deref() == Some(id) {
+            return Err(DomainError::Conflict("you cannot delete the account you are signed in with".into()));
+        }
+        if account.role == Role::Operator
+            && self.store.accounts().await?.iter().filter(|a| a.role == Role::Operator).count() <= 1
+        {
+            return Err(DomainError::Conflict("this is the last operator account; create another one first".into()));
+        }
         self.store.delete_account(id).await.map_err(|e| match e {
             StoreError::NotFound => DomainError::NotFound(format!("no account has the id {id}")),
             other => other.into(),
@@ -150,9 +195,12 @@ impl Service {
             Ok(email) => self.store.account_by_email(&email).await?,
             Err(_) => None,
         };
-        let stored = account.as_ref().map_or(DUMMY_HASH.as_str(), |a| a.password_hash.as_str());
-        let valid = password.len() <= MAX_PASSWORD_LEN
-            && Argon2::default().verify_password(password.as_bytes(), stored).is_ok();
+        let stored = account.as_ref().map_or_else(|| DUMMY_HASH.clone(), |a| a.password_hash.clone());
+        // An over-long password is refused after the same work as any other.
+        let candidate = if password.len() <= MAX_PASSWORD_LEN { password.to_owned() } else { String::new() };
+        let checked = self
+            .password_work(move || Argon2::default().verify_password(candidate.as_bytes(), stored.as_str()).is_ok());
+        let valid = checked.await? && password.len() <= MAX_PASSWORD_LEN;
         let Some(account) = account.filter(|_| valid) else { return Ok(None) };
         let now = self.clock.now();
         self.store.touch_account(&account.id, now).await?;
@@ -181,11 +229,6 @@ impl Service {
     /// Ends a session.
     pub async fn sign_out(&self, session: &Session) -> Result<()> {
         Ok(self.store.delete_session(&session.hash).await?)
-    }
-
-    /// Deletes expired sessions.
-    pub async fn prune_sessions(&self) -> Result<u64> {
-        Ok(self.store.prune_sessions(self.clock.now()).await?)
     }
 
     /// While no operator account exists, a fresh one-time code for the console's set-up page
@@ -229,5 +272,5 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     Argon2::default()
         .hash_password_with_salt(b"no account has this password", b"scimd-dummy-salt")
         .map(|h| h.to_string())
-        .unwrap_or_default()
+        .expect("argon2 hashes a constant password with a constant salt")
 });

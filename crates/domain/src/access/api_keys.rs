@@ -5,7 +5,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Principal, forbidden};
+use super::Principal;
 use crate::store::StoreError;
 use crate::token::{PREFIX_LEN, SECRET_LEN, bearer_token, hash_token, hashes_match, public_prefix};
 use crate::{DomainError, Result, Service};
@@ -14,7 +14,7 @@ use crate::{DomainError, Result, Service};
 pub const API_KEY_PREFIX: &str = "scimdk_";
 
 /// A stored API key (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct ApiKey {
     /// The key's id.
     pub id: String,
@@ -36,6 +36,16 @@ pub struct ApiKey {
     /// When it was revoked.
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("prefix", &self.prefix)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A key just made: its secret is shown once.
@@ -104,7 +114,7 @@ impl Service {
             return Err(unknown());
         }
         if key.revoked_at.is_some() {
-            return Err(forbidden());
+            return Err(unknown());
         }
         let now = self.clock.now();
         if key.last_used_at.is_none_or(|at| now - at >= crate::token::LAST_USED_RESOLUTION) {

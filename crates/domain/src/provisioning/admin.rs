@@ -438,7 +438,7 @@ impl Service {
 
     /// A user of the tenant in any state (administrators also reach users the IdP deleted under
     /// the preserve policy).
-    async fn any_user(&self, tenant: &Tenant, id: &str) -> Result<StoredResource> {
+    pub async fn any_user(&self, tenant: &Tenant, id: &str) -> Result<StoredResource> {
         self.store
             .any_user(&tenant.id, id)
             .await?
@@ -470,6 +470,11 @@ impl Service {
             Err(ProvisionError::Store(e)) => Err(e.into()),
             Err(ProvisionError::Refused(r)) => Err(DomainError::Invalid(format!("{r:?}"))),
         }
+    }
+
+    /// The ids of the regions a tenant is restricted to (empty: not restricted).
+    pub async fn restricted_region_ids(&self, tenant: &Tenant) -> Result<Vec<String>> {
+        Ok(self.store.tenant_regions(&tenant.id).await?)
     }
 
     /// A page of a tenant's users (any state) matching an admin's search, with the total; at

@@ -87,9 +87,13 @@ pub async fn create_account(caller: Caller, State(state): State<AppState>, heade
 pub async fn delete_account(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
     caller.operator()?;
     let Path(id) = path?;
-    let before = state.service.accounts().await?.into_iter().find(|a| a.id == id).map(|a| redacted(&a));
-    let change = Change { before, ..caller.change(None, "account.delete", &id) };
-    state.service.audited(change, state.service.delete_account(&id)).await?;
+    let account = state.service.account(&id).await?;
+    let tenant = match account.role.tenant_id() {
+        Some(t) => Some(state.service.tenant(t).await?),
+        None => None,
+    };
+    let change = Change { before: Some(redacted(&account)), ..caller.change(tenant.as_ref(), "account.delete", &id) };
+    state.service.audited(change, state.service.delete_account(&caller.0, &id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

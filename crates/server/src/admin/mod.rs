@@ -6,7 +6,7 @@ mod access;
 pub(crate) mod doctor;
 mod events;
 mod input;
-mod provisioning;
+pub(crate) mod provisioning;
 mod tenants;
 mod webhooks;
 

@@ -337,7 +337,7 @@ pub async fn put_settings(
 // ---- users --------------------------------------------------------------------------------
 
 /// What an administrator's preserve or restore left: the user's id, state and who preserved it.
-fn placement_json(res: &StoredResource) -> Value {
+pub(crate) fn placement_json(res: &StoredResource) -> Value {
     let placement = res.placement.as_ref();
     json!({
         "id": res.id,
@@ -374,7 +374,8 @@ pub async fn create_user(
 /// deleted under the preserve policy), releasing its seat and its email claim.
 pub async fn purge_user(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
     let (tenant, id) = caller.tenant_item(&state, path).await?;
-    let audit = caller.change(Some(&tenant), "user.purge", &id);
+    let before = state.service.any_user(&tenant, &id).await.ok().map(|u| placement_json(&u));
+    let audit = Change { before, ..caller.change(Some(&tenant), "user.purge", &id) };
     state.service.audited(audit, state.service.purge_user(&tenant, &id)).await.map_err(user_failure)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -424,10 +425,7 @@ pub async fn search_users(
 /// `GET /tenants/{id}/users/{user_id}`: a user in any state, with its placement and SCIM document.
 pub async fn get_user(caller: Caller, State(state): State<AppState>, path: ItemPath, headers: HeaderMap) -> Reply {
     let (tenant, id) = caller.tenant_item(&state, path).await?;
-    let user = state.service.store.any_user(&tenant.id, &id).await.map_err(DomainError::from)?;
-    let user = user.ok_or_else(|| {
-        AdminFailure::new(StatusCode::NOT_FOUND, "not_found", format!("this tenant has no user {id}"))
-    })?;
+    let user = state.service.any_user(&tenant, &id).await.map_err(user_failure)?;
     let base = super::doctor::scim_base(&state, &headers).unwrap_or_else(|| "/scim/v2".into());
     let mut out = placement_json(&user);
     out["claimed_email"] = json!(user.placement.as_ref().and_then(|p| p.claimed_email.clone()));
@@ -469,7 +467,13 @@ pub async fn tenant_regions(caller: Caller, State(state): State<AppState>, path:
     let regions = state.service.tenant_regions(&tenant).await?;
     let restricted = regions.len() < state.service.regions().await?.len();
     let default = state.service.default_region().await?;
-    let regions: Vec<Value> = regions.iter().map(|r| region_json(r, &default.id)).collect();
+    let mut regions: Vec<Value> = regions.iter().map(|r| region_json(r, &default.id)).collect();
+    if !caller.0.is_operator() {
+        // Probes name the cloud's internal endpoints: a tenant sees health, not how it is measured.
+        for r in regions.iter_mut().filter_map(Value::as_object_mut) {
+            r.retain(|k, _| !k.starts_with("probe_") && !k.starts_with("last_probe"));
+        }
+    }
     Ok(Json(json!({ "restricted": restricted, "regions": regions })).into_response())
 }
 
@@ -487,8 +491,7 @@ pub async fn restrict_tenant_regions(
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &["region_ids"])?;
     let ids: Vec<String> = required(&body, "region_ids", "an array of region ids")?;
-    let before =
-        Some(json!({ "region_ids": state.service.store.tenant_regions(&tenant.id).await.map_err(DomainError::from)? }));
+    let before = Some(json!({ "region_ids": state.service.restricted_region_ids(&tenant).await? }));
     let audit = Change { before, ..caller.change(Some(&tenant), "tenant.restrict_regions", &tenant.id) };
     let op = state.service.restrict_tenant_regions(&tenant, &ids);
     let regions = state.service.audited(audit, op).await.map_err(reference("region_ids"))?;

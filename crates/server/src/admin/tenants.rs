@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
+use scimd_domain::access::audit::{Change, redacted};
 use scimd_domain::clock::parse_time;
 use scimd_domain::tenant::Tenant;
 use scimd_domain::token::{TokenRecord, TokenRequest};
@@ -121,7 +122,8 @@ pub async fn list_tokens(caller: Caller, State(state): State<AppState>, path: Id
 /// `DELETE /tenants/{id}/tokens/{token_id}`: revokes at once.
 pub async fn revoke_token(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
     let (tenant, token_id) = caller.tenant_item(&state, path).await?;
-    let audit = caller.change(Some(&tenant), "token.revoke", &token_id);
+    let before = state.service.tokens(&tenant.id).await?.into_iter().find(|t| t.id == token_id).map(|t| redacted(&t));
+    let audit = Change { before, ..caller.change(Some(&tenant), "token.revoke", &token_id) };
     state.service.audited(audit, state.service.revoke_token(&tenant.id, &token_id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use scimd_domain::access::audit::{Change, redacted};
 use scimd_domain::clock::format_time;
 use scimd_domain::tenant::Tenant;
-use scimd_domain::webhooks::Webhook;
+use scimd_domain::webhooks::{Webhook, check_target};
 use serde_json::{Value, json};
 
 use super::input::{Reply, field, invalid, json_object, only_fields, required};
@@ -87,6 +87,7 @@ pub async fn create(
     let secret: Option<String> = field(&body, "secret", "a string of 16 to 256 characters")?;
     let enabled = field(&body, "enabled", "true or false")?.unwrap_or(true);
     let generated = secret.is_none();
+    check_target(&caller.0, &url)?;
     let audit = caller.change(Some(&tenant), "webhook.create", &url);
     let webhook = state.service.audited(audit, state.service.create_webhook(&tenant, &url, secret, enabled)).await?;
     let mut out = webhook_json(&webhook);
@@ -109,6 +110,7 @@ pub async fn delete(caller: Caller, State(state): State<AppState>, path: ItemPat
 /// went (200 either way: the receiver's failure is the result asked for, not an API error).
 pub async fn test(caller: Caller, State(state): State<AppState>, path: ItemPath) -> Reply {
     let (_, webhook) = tenant_webhook(&state, &caller, path).await?;
+    check_target(&caller.0, &webhook.url)?;
     let (entry, attempt) = crate::jobs::test_send(&state.service, &webhook).await?;
     Ok(Json(json!({
         "delivered": attempt.delivered(),

@@ -97,8 +97,15 @@ async fn asset(Path(file): Path<String>) -> Response {
 /// Headers every console answer carries: no framing, no inline script, no sniffing, no caching
 /// of pages that show tenant data.
 async fn security_headers(req: Request, next: Next) -> Response {
+    let changing = !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
     let mut resp = next.run(req).await;
+    let rendered = !resp.status().is_redirection();
     let h = resp.headers_mut();
+    // A page rendered as the answer to a form (a secret shown once, a form shown again with its
+    // error) must not become a history entry: its URL only answers POST.
+    if changing && rendered {
+        h.insert("hx-push-url", HeaderValue::from_static("false"));
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

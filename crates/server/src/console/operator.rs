@@ -307,9 +307,13 @@ pub async fn release_claim(State(state): State<AppState>, signed: Signed, Form(f
             let email: String = form_urlencoded::byte_serialize(claim.email.as_bytes()).collect();
             Ok(Redirect::to(&format!("/console/operator/claims?email={email}&released=1")).into_response())
         }
-        Err(DomainError::Conflict(m) | DomainError::NotFound(m)) => {
+        Err(DomainError::Conflict(m)) => {
             let page = claims_page(&state, &signed, frame, form.email, Some(m), false).await?;
             Ok(render_with(StatusCode::CONFLICT, &page))
+        }
+        Err(DomainError::NotFound(m)) => {
+            let page = claims_page(&state, &signed, frame, form.email, Some(m), false).await?;
+            Ok(render_with(StatusCode::NOT_FOUND, &page))
         }
         Err(e) => Err(e.into()),
     }
@@ -366,19 +370,24 @@ pub async fn accounts(State(state): State<AppState>, signed: Signed) -> PageResu
 pub struct AccountForm {
     email: String,
     password: String,
+    /// `operator`, or the id of the tenant the account administers.
     #[serde(default)]
-    tenant_id: String,
+    scope: String,
 }
 
-/// `POST /console/operator/accounts`: an operator (no tenant) or a tenant admin.
+/// `POST /console/operator/accounts`: an operator or a tenant admin, chosen explicitly.
 pub async fn create_account(
     State(state): State<AppState>,
     signed: Signed,
     Form(form): Form<AccountForm>,
 ) -> PageResult {
     let frame = operator_frame(&signed, "accounts", "Accounts")?;
-    let role = match form.tenant_id.trim() {
-        "" => Role::Operator,
+    let role = match form.scope.trim() {
+        "operator" => Role::Operator,
+        "" => {
+            let error = Some("Choose the account's role.".to_owned());
+            return Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &accounts_page(&state, frame, error).await?));
+        }
         t => Role::TenantAdmin(t.to_owned()),
     };
     let tenant = role.tenant_id().map(str::to_owned);
@@ -395,14 +404,17 @@ pub async fn create_account(
 /// `POST /console/operator/accounts/{account}/delete`.
 pub async fn delete_account(State(state): State<AppState>, signed: Signed, Path(id): Path<String>) -> PageResult {
     let frame = operator_frame(&signed, "accounts", "Accounts")?;
-    if signed.principal.account_id.as_deref() == Some(id.as_str()) {
-        let error = Some("You cannot delete the account you are signed in with.".to_owned());
-        return Ok(render_with(StatusCode::CONFLICT, &accounts_page(&state, frame, error).await?));
+    let account = state.service.account(&id).await?;
+    let tenant = account.role.tenant_id().map(str::to_owned);
+    let audit =
+        Change { before: Some(redacted(&account)), ..change(&signed, tenant.as_deref(), "account.delete", &id) };
+    match state.service.audited(audit, state.service.delete_account(&signed.principal, &id)).await {
+        Ok(()) => Ok(Redirect::to("/console/operator/accounts").into_response()),
+        Err(DomainError::Conflict(m)) => {
+            Ok(render_with(StatusCode::CONFLICT, &accounts_page(&state, frame, Some(m)).await?))
+        }
+        Err(e) => Err(e.into()),
     }
-    let before = state.service.accounts().await?.into_iter().find(|a| a.id == id).map(|a| redacted(&a));
-    let audit = Change { before, ..change(&signed, None, "account.delete", &id) };
-    state.service.audited(audit, state.service.delete_account(&id)).await?;
-    Ok(Redirect::to("/console/operator/accounts").into_response())
 }
 
 /// An audit entry as listed.

@@ -15,9 +15,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use scimd_domain::access::Principal;
-use scimd_domain::access::accounts::{NewSession, SignedIn};
+use scimd_domain::access::accounts::{NewSession, SignedIn, normalise_account_email};
+use scimd_domain::token::hashes_match;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
 use super::{ConsoleError, PageResult, render_with};
@@ -34,7 +34,7 @@ const MAX_FAILURES: u32 = 5;
 const FAILURE_WINDOW: Duration = Duration::minutes(15);
 
 /// Who is signed in, for a console handler (set by [`guard`]).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Signed {
     /// The account, as a principal.
     pub principal: Principal,
@@ -65,10 +65,6 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
 fn secure(state: &AppState) -> &'static str {
     if state.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) { "; Secure" } else { "" }
 }
@@ -81,7 +77,14 @@ fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> Header
 /// Where the sign-in page sends someone back to: only a console path of this server.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with("/console") && !n.contains("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with("/console")
+                && !n.contains("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n
+        }
         _ => "/console",
     }
 }
@@ -120,7 +123,9 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         // Before a session exists: the form's token must equal its cookie (double submit).
         let cookie = cookie(&parts.headers, FORM_COOKIE).unwrap_or("");
         return match form_token {
-            Some(t) if !cookie.is_empty() && same(&t, cookie) => next.run(Request::from_parts(parts, body)).await,
+            Some(t) if !cookie.is_empty() && hashes_match(&t, cookie) => {
+                next.run(Request::from_parts(parts, body)).await
+            }
             _ => forbidden_form(),
         };
     }
@@ -145,7 +150,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     if !reading {
         let header = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let sent = header.or(form_token).unwrap_or_default();
-        if !same(&sent, &signed.session.csrf) {
+        if !hashes_match(&sent, &signed.session.csrf) {
             return forbidden_form();
         }
     }
@@ -180,22 +185,32 @@ pub struct SignInLimiter {
     failures: Mutex<HashMap<String, (OffsetDateTime, u32)>>,
 }
 
+/// Most keys the limiter keeps; past it, the oldest windows are forgotten first.
+const MAX_KEYS: usize = 100_000;
+
 impl SignInLimiter {
-    /// Seconds until `keys` may try again, if any of them is over the limit.
-    fn blocked(&self, keys: &[String], now: OffsetDateTime) -> Option<i64> {
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        keys.iter()
+    /// Counts an attempt against `keys` before its password is checked (so that a burst of
+    /// parallel attempts cannot all pass the check); `Err` with the seconds to wait when one of
+    /// them is already over the limit. A successful sign-in gives its email's attempt back.
+    fn attempt(&self, keys: &[String], now: OffsetDateTime) -> Result<(), i64> {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let blocked = keys
+            .iter()
             .filter_map(|k| map.get(k))
             .filter(|(start, n)| *n >= MAX_FAILURES && now - *start < FAILURE_WINDOW)
             .map(|(start, _)| (*start + FAILURE_WINDOW - now).whole_seconds().max(1))
-            .max()
-    }
-
-    fn fail(&self, keys: &[String], now: OffsetDateTime) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        // Bounded: stale windows go first, so an attacker's many addresses cannot grow it forever.
-        if map.len() > 100_000 {
+            .max();
+        if let Some(wait) = blocked {
+            return Err(wait);
+        }
+        if map.len() >= MAX_KEYS {
             map.retain(|_, (start, _)| now - *start < FAILURE_WINDOW);
+            if map.len() >= MAX_KEYS {
+                let mut starts: Vec<OffsetDateTime> = map.values().map(|(start, _)| *start).collect();
+                starts.sort_unstable();
+                let cutoff = starts[starts.len() / 2];
+                map.retain(|_, (start, _)| *start > cutoff);
+            }
         }
         for k in keys {
             let entry = map.entry(k.clone()).or_insert((now, 0));
@@ -204,10 +219,20 @@ impl SignInLimiter {
             }
             entry.1 += 1;
         }
+        Ok(())
     }
 
-    fn succeed(&self, email_key: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(email_key);
+    /// Gives a successful attempt back: the account's failures are forgotten, and the address
+    /// keeps only its failures (an office behind one address signs in many times a day).
+    fn succeed(&self, keys: &[String]) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            if k.starts_with("email:") {
+                map.remove(k);
+            } else if let Some(entry) = map.get_mut(k) {
+                entry.1 = entry.1.saturating_sub(1);
+            }
+        }
     }
 }
 
@@ -284,35 +309,30 @@ pub async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> Response {
     let now = state.service.clock.now();
-    let email_key = format!("email:{}", form.email.trim().to_lowercase());
-    let keys: Vec<String> =
-        std::iter::once(email_key.clone()).chain(client.map(|a| format!("ip:{}", a.ip()))).collect();
+    // Only well-formed emails are keys (bounded in size); every attempt also counts per address.
+    let email_key = normalise_account_email(&form.email).ok().map(|e| format!("email:{e}"));
+    let keys: Vec<String> = email_key.iter().cloned().chain(client.map(|a| format!("ip:{}", a.ip()))).collect();
     let next = safe_next(form.next.as_deref()).to_owned();
     let (token, form_cookie) = form_token(&state);
     let again = |status: StatusCode, error: String| {
         let page = SignInPage { form_token: &token, next: &next, email: form.email.trim(), error: Some(error) };
         with_form_cookie(render_with(status, &page), form_cookie.clone())
     };
-    if let Some(wait) = state.sign_in_limiter.blocked(&keys, now) {
+    if let Err(wait) = state.sign_in_limiter.attempt(&keys, now) {
         let minutes = (wait + 59) / 60;
         let mut resp = again(
             StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many failed sign-ins. Try again in {minutes} minute(s), or ask an operator to reset the password."
-            ),
+            format!("Too many failed sign-ins. Try again in {minutes} minute(s)."),
         );
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return resp;
     }
     match state.service.sign_in(&form.email, &form.password).await {
         Ok(Some((session, _))) => {
-            state.sign_in_limiter.succeed(&email_key);
+            state.sign_in_limiter.succeed(&keys);
             signed_in(&state, &session, &next)
         }
-        Ok(None) => {
-            state.sign_in_limiter.fail(&keys, now);
-            again(StatusCode::UNAUTHORIZED, "The email or the password is wrong.".into())
-        }
+        Ok(None) => again(StatusCode::UNAUTHORIZED, "The email or the password is wrong.".into()),
         Err(e) => ConsoleError::from(e).into_response(),
     }
 }

@@ -25,6 +25,7 @@ use super::view::{Frame, maybe_when, pretty, when};
 use super::{ConsoleError, PageResult, render, render_with};
 use crate::AppState;
 use crate::admin::doctor::scim_base;
+use crate::admin::provisioning::placement_json;
 
 /// The tenant of the path, if the signed-in account may see it, with the page's frame.
 async fn open(
@@ -389,9 +390,12 @@ pub async fn user(
     Query(done): Query<Done>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "users", "User").await?;
-    let Some(user) = state.service.store.any_user(&tenant.id, &user_id).await.map_err(DomainError::from)? else {
-        return Err(ConsoleError::status(StatusCode::NOT_FOUND, "This tenant has no user with this id.").within(frame));
-    };
+    let user = state.service.any_user(&tenant, &user_id).await.map_err(|e| match e {
+        DomainError::Scim(_) => {
+            ConsoleError::status(StatusCode::NOT_FOUND, "This tenant has no user with this id.").within(frame.clone())
+        }
+        other => other.into(),
+    })?;
     let profiles = state.service.profiles(&tenant).await?;
     let regions = state.service.tenant_regions(&tenant).await?;
     let base = scim_base(&state, &headers).unwrap_or_else(|| "/scim/v2".into());
@@ -439,23 +443,28 @@ pub async fn user_action(
     Form(form): Form<UserAction>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "users", "User").await?;
+    let service = &state.service;
+    let before = service.any_user(&tenant, &user_id).await.ok().map(|u| placement_json(&u));
     let audit = |action| Change {
         principal: &signed.principal,
         tenant_id: Some(&tenant.id),
         action,
         target: &user_id,
-        before: None,
+        before: before.clone(),
     };
-    let service = &state.service;
     let result = match form.action.as_str() {
         "preserve" => service
-            .audited(audit("user.preserve"), async { service.admin_preserve_user(&tenant, &user_id).await.map(|_| ()) })
+            .audited(audit("user.preserve"), async {
+                service.admin_preserve_user(&tenant, &user_id).await.map(|u| placement_json(&u))
+            })
             .await
-            .map(|()| "user-preserved"),
+            .map(|_| "user-preserved"),
         "restore" => service
-            .audited(audit("user.restore"), async { service.restore_user(&tenant, &user_id).await.map(|_| ()) })
+            .audited(audit("user.restore"), async {
+                service.restore_user(&tenant, &user_id).await.map(|u| placement_json(&u))
+            })
             .await
-            .map(|()| "user-restored"),
+            .map(|_| "user-restored"),
         "purge" => {
             service.audited(audit("user.purge"), service.purge_user(&tenant, &user_id)).await.map(|()| "user-purged")
         }
@@ -665,12 +674,13 @@ pub async fn revoke_token(
     Path((id, token_id)): Path<(String, String)>,
 ) -> PageResult {
     let (tenant, _) = open(&state, &signed, &id, "deployment", "Deployment settings").await?;
+    let before = state.service.tokens(&tenant.id).await?.into_iter().find(|t| t.id == token_id).map(|t| redacted(&t));
     let audit = Change {
         principal: &signed.principal,
         tenant_id: Some(&tenant.id),
         action: "token.revoke",
         target: &token_id,
-        before: None,
+        before,
     };
     state.service.audited(audit, state.service.revoke_token(&tenant.id, &token_id)).await?;
     Ok(back(&tenant, "deployment", "token-revoked"))
@@ -1023,6 +1033,7 @@ pub async fn dry_run(
                     .collect();
                 Ok(DryRunView { matched: mapping.is_some(), verdict, trace })
             }
+            Err(e @ DomainError::Store(_)) => return Err(e.into()),
             Err(e) => Err(e.to_string()),
         },
         Ok(_) => Err("The test user must be a JSON object, like the example.".to_owned()),
@@ -1306,9 +1317,10 @@ pub async fn storage(
             name: r.name.clone(),
             health: r.health.as_str(),
             since: when(r.health_since),
-            probe: match (&r.last_probe_at, &r.last_probe_result) {
-                (Some(at), Some(result)) => format!("{result} at {}", when(*at)),
-                _ => "no probe".into(),
+            // Probes name the cloud's internal endpoints: operators only.
+            probe: match (&r.last_probe_at, &r.last_probe_result, signed.principal.is_operator()) {
+                (Some(at), Some(result), true) => format!("{result} at {}", when(*at)),
+                _ => String::new(),
             },
         });
     }
@@ -1327,9 +1339,7 @@ pub async fn restrict_regions(
     signed.principal.require_operator().map_err(|e| ConsoleError::from(e).within(frame.clone()))?;
     let ids: Vec<String> =
         form_urlencoded::parse(&raw).filter(|(k, _)| k == "region").map(|(_, v)| v.into_owned()).collect();
-    let before = Some(
-        serde_json::json!({ "region_ids": state.service.store.tenant_regions(&tenant.id).await.map_err(DomainError::from)? }),
-    );
+    let before = Some(serde_json::json!({ "region_ids": state.service.restricted_region_ids(&tenant).await? }));
     let audit = Change {
         principal: &signed.principal,
         tenant_id: Some(&tenant.id),
@@ -1571,6 +1581,10 @@ pub async fn create_webhook(
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "webhooks", "Webhooks").await?;
     let url = form.url.trim();
+    if let Err(DomainError::Invalid(m)) = scimd_domain::webhooks::check_target(&signed.principal, url) {
+        let page = webhooks_page(&state, &tenant, frame, None, Some(m), None).await?;
+        return Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
     let audit = Change {
         principal: &signed.principal,
         tenant_id: Some(&tenant.id),
@@ -1662,6 +1676,7 @@ pub async fn test_webhook(
 ) -> PageResult {
     let (tenant, _) = open(&state, &signed, &id, "webhooks", "Webhook").await?;
     let hook = state.service.webhook(&tenant, &webhook_id).await?;
+    scimd_domain::webhooks::check_target(&signed.principal, &hook.url)?;
     let (_, attempt) = crate::jobs::test_send(&state.service, &hook).await?;
     let result = match (attempt.delivered(), attempt.status, &attempt.error) {
         (true, Some(status), _) => (true, format!("Delivered: the receiver answered {status}.")),

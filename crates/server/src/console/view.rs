@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::session::Signed;
 
 /// The page around the content.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Frame {
     /// Who is signed in.
     pub actor: String,
@@ -23,6 +23,13 @@ pub struct Frame {
     pub section: &'static str,
     /// The page's title.
     pub title: String,
+}
+
+// Never the CSRF token, not even in a debug log.
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame").field("actor", &self.actor).field("tenant_id", &self.tenant_id).finish_non_exhaustive()
+    }
 }
 
 impl Frame {

@@ -423,7 +423,8 @@ impl Drop for Pending {
 /// health endpoints. An IdP configured with a wrong base URL (`https://host/` so that it calls
 /// `/Users`) is exactly what the log must show.
 fn is_scim_traffic(path: &str) -> bool {
-    !(path.starts_with("/admin/") || path == "/admin" || path == "/healthz" || path == "/readyz" || path == "/metrics")
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    !(under("/admin") || under("/console") || path == "/healthz" || path == "/readyz" || path == "/metrics")
 }
 
 fn set_request_id(response: &mut Response, request_id: &str) {

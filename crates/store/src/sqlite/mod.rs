@@ -582,7 +582,8 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let n = tx
                 .execute(
-                    "DELETE FROM email_claims WHERE email = ?1 AND tenant_id = ?2 AND user_id = ?3",
+                    "DELETE FROM email_claims WHERE email = ?1 AND tenant_id = ?2 AND user_id = ?3
+                     AND NOT EXISTS (SELECT 1 FROM resources WHERE tenant_id = ?2 AND id = ?3 AND claimed_email = ?1)",
                     params![c.email, c.tenant_id, c.user_id],
                 )
                 .map_err(backend)?;

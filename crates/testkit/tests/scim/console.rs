@@ -266,7 +266,7 @@ async fn api_keys_carry_their_accounts_scope_on_the_admin_api() {
     let keys = api.get("/me/api-keys").await;
     let id = keys.body["api_keys"][0]["id"].as_str().expect("key id").to_owned();
     assert_eq!(api.delete(&format!("/me/api-keys/{id}")).await.status, 204);
-    assert_eq!(api.get("/me").await.status, 403);
+    assert_eq!(api.get("/me").await.status, 401);
     assert_eq!(
         scimd_testkit::Client::new(&format!("{}/admin/api/v1", s.base), Some("scimdk_nothing")).get("/me").await.status,
         401
@@ -399,4 +399,104 @@ async fn the_admin_api_searches_users_and_reads_one_and_the_activity() {
         .map(|days| days.iter().filter(|d| d["outcome"] == "accepted").filter_map(|d| d["count"].as_u64()).sum())
         .unwrap_or(0);
     assert_eq!(accepted, 2);
+}
+
+#[tokio::test]
+async fn a_session_ends_after_twelve_hours_and_is_pruned() {
+    let s = TestServer::start().await;
+    let console = s.operator_console().await;
+    assert_eq!(console.get("/console/operator/tenants").await.status, 200);
+    s.clock.advance(time::Duration::hours(11));
+    assert_eq!(console.get("/console/operator/tenants").await.status, 200);
+    s.clock.advance(time::Duration::hours(2));
+    let expired = console.get("/console/operator/tenants").await;
+    assert_eq!(expired.status, 303);
+    assert!(expired.location.unwrap_or_default().starts_with("/console/sign-in"));
+    // Sessions nobody comes back to are deleted on the log's pruning schedule.
+    let other = s.operator_console().await;
+    s.clock.advance(time::Duration::hours(13));
+    s.recorder.prune_now().await.expect("prune");
+    let db = rusqlite::Connection::open(s.data_dir().join("scimd.db")).expect("open db");
+    let left: i64 = db.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0)).expect("count");
+    assert_eq!(left, 0);
+    assert_eq!(other.get("/console/operator/tenants").await.status, 303);
+}
+
+#[tokio::test]
+async fn tenant_admins_cannot_aim_webhooks_inside_the_cloud_network() {
+    let s = TestServer::start().await;
+    let admin = s.tenant_console(&s.tenant).await;
+    let t = &s.tenant.id;
+    for url in ["http://127.0.0.1:9/hook", "http://169.254.169.254/latest", "http://10.0.0.5/", "http://localhost/x"] {
+        let page = admin.post(&format!("/console/t/{t}/webhooks"), &[("url", url)]).await;
+        assert_eq!(page.status, 422, "{url}");
+        assert!(page.html.contains("public address"), "{url}");
+    }
+    let api_key = s
+        .service
+        .create_api_key(
+            &scimd_domain::access::Principal::account(
+                &s.service.store.account_by_email("admin-acme@scimd.test").await.expect("lookup").expect("account"),
+            ),
+            "k",
+        )
+        .await
+        .expect("key");
+    let api = scimd_testkit::Client::new(&format!("{}/admin/api/v1", s.base), Some(&api_key.secret));
+    assert_eq!(api.post(&format!("/tenants/{t}/webhooks"), &json!({ "url": "http://127.0.0.1:9/" })).await.status, 400);
+    assert_eq!(
+        api.post(&format!("/tenants/{t}/webhooks"), &json!({ "url": "https://hooks.example.com/x" })).await.status,
+        201
+    );
+    // An operator may (an internal receiver is theirs to choose); a tenant admin may not test-send to it.
+    let made = s.admin().post(&format!("/tenants/{t}/webhooks"), &json!({ "url": "http://127.0.0.1:9/ops" })).await;
+    assert_eq!(made.status, 201);
+    let hook = made.body["id"].as_str().expect("id").to_owned();
+    assert_eq!(api.post(&format!("/tenants/{t}/webhooks/{hook}/test"), &json!({})).await.status, 400);
+    assert_eq!(admin.post(&format!("/console/t/{t}/webhooks/{hook}/test"), &[]).await.status, 422);
+}
+
+#[tokio::test]
+async fn accounts_keep_an_operator_and_nobody_deletes_their_own() {
+    let s = TestServer::start().await;
+    let ops = s.operator_console().await;
+    let me = s.service.store.account_by_email("operator@scimd.test").await.expect("lookup").expect("me");
+    let own = ops.post(&format!("/console/operator/accounts/{}/delete", me.id), &[]).await;
+    assert_eq!(own.status, 409);
+    assert!(own.html.contains("signed in with"));
+    // Through the API with the operator token: the last operator stays.
+    let last = s.admin().delete(&format!("/accounts/{}", me.id)).await;
+    assert_eq!(last.status, 409, "{}", last.text);
+    assert!(last.text.contains("last operator"));
+    // A role must be chosen: an empty choice does not make an operator.
+    let none = ops
+        .post("/console/operator/accounts", &[("email", "x@scimd.test"), ("password", PASSWORD), ("scope", "")])
+        .await;
+    assert_eq!(none.status, 422);
+    let made = ops
+        .post(
+            "/console/operator/accounts",
+            &[("email", "ta@scimd.test"), ("password", PASSWORD), ("scope", &s.tenant.id)],
+        )
+        .await;
+    assert_eq!(made.status, 303);
+    let ta = s.service.store.account_by_email("ta@scimd.test").await.expect("lookup").expect("made");
+    assert_eq!(ta.role, Role::TenantAdmin(s.tenant.id.clone()));
+    assert_eq!(s.admin().delete(&format!("/accounts/{}", ta.id)).await.status, 204);
+    let log = s.service.audit_log(everything()).await.expect("audit");
+    let deleted = log.iter().find(|e| e.action == "account.delete").expect("audited");
+    assert_eq!(deleted.tenant_id.as_deref(), Some(s.tenant.id.as_str()));
+    assert_eq!(deleted.before.as_ref().map(|b| b["email"].clone()), Some(json!("ta@scimd.test")));
+    assert!(deleted.before.as_ref().is_some_and(|b| b.get("password_hash").is_none()));
+}
+
+#[tokio::test]
+async fn console_traffic_stays_out_of_the_provisioning_log() {
+    let s = TestServer::start().await;
+    let before = s.events().await.len();
+    let ops = s.operator_console().await;
+    ops.get("/console/operator/tenants").await;
+    ops.get("/console/assets/console-1.css").await;
+    ops.get("/console/nope").await;
+    assert_eq!(s.events().await.len(), before);
 }
