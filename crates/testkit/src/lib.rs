@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use reqwest::Method;
-use scimd_domain::access::Role;
+use scimd_domain::access::{Principal, Role};
 use scimd_domain::clock::{ManualClock, SystemRandom};
 use scimd_domain::events::{Event, EventQuery};
 use scimd_domain::tenant::Tenant;
@@ -153,6 +153,21 @@ impl TestServer {
             self.account(&email, Role::TenantAdmin(tenant.id.clone())).await;
         }
         Console::sign_in(&self.base, &email, PASSWORD).await.expect("tenant admin signs in")
+    }
+
+    /// An admin API client with an API key of the tenant's admin account (made on first use).
+    pub async fn tenant_admin_api(&self, tenant: &Tenant) -> Client {
+        let email = format!("admin-{}@scimd.test", tenant.name);
+        let account = match self.service.store.account_by_email(&email).await.expect("account lookup") {
+            Some(account) => account,
+            None => self
+                .service
+                .create_account(&email, PASSWORD, Role::TenantAdmin(tenant.id.clone()))
+                .await
+                .expect("account"),
+        };
+        let key = self.service.create_api_key(&Principal::account(&account), "tests").await.expect("API key");
+        Client::new(&format!("{}/admin/api/v1", self.base), Some(&key.secret))
     }
 
     /// Stops accepting connections and waits for in-flight requests to finish.

@@ -11,7 +11,7 @@ use scimd_domain::access::Role;
 use scimd_domain::access::audit::{AuditQuery, Change, redacted};
 use serde_json::{Value, json};
 
-use super::input::{Reply, field, invalid, json_object, only_fields, required};
+use super::input::{Reply, field, from_one_to, invalid, json_object, only_fields, required};
 use super::{Caller, IdPath};
 use crate::AppState;
 
@@ -103,13 +103,7 @@ fn audit_query(raw: Option<&str>) -> Result<AuditQuery, super::AdminFailure> {
     for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         match name.as_ref() {
             "before" => query.before_id = Some(value.parse().map_err(|_| invalid("\"before\" must be an entry id"))?),
-            "limit" => {
-                query.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=500).contains(l))
-                    .ok_or_else(|| invalid("\"limit\" must be between 1 and 500"))?
-            }
+            "limit" => query.limit = from_one_to("limit", &value, 500)?,
             other => return Err(invalid(format!("unknown parameter \"{other}\"; allowed: before, limit"))),
         }
     }

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use scimd_domain::doctor::{DoctorOptions, MAX_WINDOW_DAYS};
 
 use super::Caller;
-use super::input::{Reply, invalid};
+use super::input::{Reply, from_one_to, invalid};
 use crate::AppState;
 use crate::edge::AdminFailure;
 
@@ -22,9 +22,7 @@ fn parse_query(raw: Option<&str>) -> Result<DoctorOptions, AdminFailure> {
         match name.as_ref() {
             "user" => options.user = Some(value.into_owned()),
             "days" => {
-                let days = value.parse::<u32>().ok().filter(|d| (1..=MAX_WINDOW_DAYS).contains(d));
-                options.window_days =
-                    days.ok_or_else(|| invalid(format!("\"days\" must be between 1 and {MAX_WINDOW_DAYS}")))?;
+                options.window_days = from_one_to("days", &value, MAX_WINDOW_DAYS)?;
             }
             other => return Err(invalid(format!("unknown parameter \"{other}\"; allowed: user, days"))),
         }

@@ -10,7 +10,7 @@ use scimd_domain::events::{Cause, EventQuery, Outcome};
 use serde_json::json;
 
 use super::Caller;
-use super::input::{Reply, invalid, reference};
+use super::input::{Reply, from_one_to, invalid, reference};
 use crate::AppState;
 use crate::edge::AdminFailure;
 
@@ -66,8 +66,7 @@ fn parse_query(raw: Option<&str>, tenant_allowed: bool) -> Result<EventQuery, Ad
                     Some(id.ok_or_else(|| invalid("\"cursor\" must be a next_cursor from a previous page"))?);
             }
             "limit" => {
-                let limit = value.parse::<u32>().ok().filter(|l| (1..=MAX_LIMIT).contains(l));
-                query.limit = limit.ok_or_else(|| invalid(format!("\"limit\" must be between 1 and {MAX_LIMIT}")))?;
+                query.limit = from_one_to("limit", &value, MAX_LIMIT)?;
             }
             "tenant" if tenant_allowed => query.tenant_id = Some(value.into_owned()),
             other => {

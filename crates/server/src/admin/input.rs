@@ -31,6 +31,18 @@ pub async fn json_object(
     }
 }
 
+/// A query parameter that must be a whole number from 1 to `max`.
+pub fn from_one_to<T>(name: &str, value: &str, max: T) -> Result<T, AdminFailure>
+where
+    T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
+{
+    value
+        .parse::<T>()
+        .ok()
+        .filter(|n| *n >= T::from(1) && *n <= max)
+        .ok_or_else(|| invalid(format!("\"{name}\" must be between 1 and {max}")))
+}
+
 /// Rejects fields this endpoint does not know, so that a typo is never silently ignored.
 pub fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), AdminFailure> {
     match body.keys().find(|k| !allowed.contains(&k.as_str())) {

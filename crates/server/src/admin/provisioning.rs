@@ -17,7 +17,7 @@ use scimd_domain::tenant::Tenant;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::input::{Reply, field, invalid, json_object, only_fields, reference, required};
+use super::input::{Reply, field, from_one_to, invalid, json_object, only_fields, reference, required};
 use super::{Caller, IdPath, ItemPath};
 use crate::AppState;
 use crate::edge::AdminFailure;
@@ -403,13 +403,7 @@ pub async fn search_users(
             "profile_id" => search.profile_id = Some(value),
             "region_id" => search.region_id = Some(value),
             "offset" => search.offset = value.parse().map_err(|_| invalid("\"offset\" must be a whole number"))?,
-            "limit" => {
-                search.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=200).contains(l))
-                    .ok_or_else(|| invalid("\"limit\" must be between 1 and 200"))?
-            }
+            "limit" => search.limit = from_one_to("limit", &value, 200)?,
             other => {
                 return Err(invalid(format!(
                     "unknown parameter \"{other}\"; allowed: q, state, profile_id, region_id, offset, limit"
@@ -439,13 +433,7 @@ pub async fn activity(caller: Caller, State(state): State<AppState>, path: IdPat
     let mut days = 7i64;
     for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match name.as_ref() {
-            "days" => {
-                days = value
-                    .parse()
-                    .ok()
-                    .filter(|d| (1..=90).contains(d))
-                    .ok_or_else(|| invalid("\"days\" must be between 1 and 90"))?
-            }
+            "days" => days = from_one_to("days", &value, 90)?,
             other => return Err(invalid(format!("unknown parameter \"{other}\"; allowed: days"))),
         }
     }

@@ -12,7 +12,7 @@ use scimd_domain::tenant::Tenant;
 use scimd_domain::webhooks::{Webhook, check_target};
 use serde_json::{Value, json};
 
-use super::input::{Reply, field, invalid, json_object, only_fields, required};
+use super::input::{Reply, field, from_one_to, invalid, json_object, only_fields, required};
 use super::{Caller, IdPath, ItemPath};
 use crate::AppState;
 use crate::edge::AdminFailure;
@@ -49,11 +49,7 @@ fn paging(raw: Option<&str>, cursor_allowed: bool) -> Result<(i64, u32), AdminFa
                     .ok_or_else(|| invalid("\"cursor\" must be a next_cursor from a previous page"))?;
             }
             "limit" => {
-                limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=MAX_LIMIT).contains(l))
-                    .ok_or_else(|| invalid(format!("\"limit\" must be between 1 and {MAX_LIMIT}")))?;
+                limit = from_one_to("limit", &value, MAX_LIMIT)?;
             }
             other => {
                 let allowed = if cursor_allowed { "cursor, limit" } else { "limit" };

@@ -361,17 +361,7 @@ async fn the_console_does_what_the_admin_api_does_settings_users_and_regions() {
     let page = ops.get(&format!("/console/t/{t}/storage")).await;
     assert!(page.html.contains("Regions this tenant may use"));
     // The same through the admin API: a tenant admin's key is refused, as in the console.
-    let key = s
-        .service
-        .create_api_key(
-            &scimd_domain::access::Principal::account(
-                &s.service.store.account_by_email("admin-acme@scimd.test").await.expect("lookup").expect("account"),
-            ),
-            "k",
-        )
-        .await
-        .expect("key");
-    let api = scimd_testkit::Client::new(&format!("{}/admin/api/v1", s.base), Some(&key.secret));
+    let api = s.tenant_admin_api(&s.tenant).await;
     assert_eq!(api.put(&format!("/tenants/{t}/regions"), &json!({ "region_ids": [] })).await.status, 403);
 }
 
@@ -432,17 +422,7 @@ async fn tenant_admins_cannot_aim_webhooks_inside_the_cloud_network() {
         assert_eq!(page.status, 422, "{url}");
         assert!(page.html.contains("public address"), "{url}");
     }
-    let api_key = s
-        .service
-        .create_api_key(
-            &scimd_domain::access::Principal::account(
-                &s.service.store.account_by_email("admin-acme@scimd.test").await.expect("lookup").expect("account"),
-            ),
-            "k",
-        )
-        .await
-        .expect("key");
-    let api = scimd_testkit::Client::new(&format!("{}/admin/api/v1", s.base), Some(&api_key.secret));
+    let api = s.tenant_admin_api(&s.tenant).await;
     assert_eq!(api.post(&format!("/tenants/{t}/webhooks"), &json!({ "url": "http://127.0.0.1:9/" })).await.status, 400);
     assert_eq!(
         api.post(&format!("/tenants/{t}/webhooks"), &json!({ "url": "https://hooks.example.com/x" })).await.status,
