@@ -2,7 +2,6 @@
 //! their account, shown once, revocable).
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
@@ -12,7 +11,7 @@ use serde::Deserialize;
 
 use super::session::Signed;
 use super::view::{Frame, maybe_when, when};
-use super::{PageResult, render, render_with};
+use super::{ConsoleForm, PageResult, render, render_with};
 use crate::AppState;
 
 /// An API key as listed.
@@ -74,7 +73,11 @@ pub struct KeyForm {
 }
 
 /// `POST /console/account/api-keys`: the key is on this answer only.
-pub async fn create_key(State(state): State<AppState>, signed: Signed, Form(form): Form<KeyForm>) -> PageResult {
+pub async fn create_key(
+    State(state): State<AppState>,
+    signed: Signed,
+    ConsoleForm(form): ConsoleForm<KeyForm>,
+) -> PageResult {
     let audit = Change {
         principal: &signed.principal,
         tenant_id: None,

@@ -14,12 +14,13 @@ mod view;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use scimd_domain::DomainError;
+use serde::de::DeserializeOwned;
 
 use crate::AppState;
 pub use session::SignInLimiter;
@@ -208,3 +209,37 @@ impl IntoResponse for ConsoleError {
 
 /// What a console handler answers.
 pub type PageResult = Result<Response, ConsoleError>;
+
+/// A form body; one that cannot be read is answered with a console page, not axum's plain text.
+pub struct ConsoleForm<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ConsoleForm<T> {
+    type Rejection = ConsoleError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(value)) => Ok(ConsoleForm(value)),
+            Err(e) => Err(ConsoleError::status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("This form could not be read ({}). Reload the page and try again.", e.body_text()),
+            )),
+        }
+    }
+}
+
+/// A page's query string; one that cannot be read is answered with a console page.
+pub struct ConsoleQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ConsoleQuery<T> {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ConsoleQuery(value)),
+            Err(e) => Err(ConsoleError::status(
+                StatusCode::BAD_REQUEST,
+                format!("This address has a parameter scimd cannot read ({}).", e.body_text()),
+            )),
+        }
+    }
+}

@@ -2,8 +2,7 @@
 //! console accounts and the audit log. Every handler refuses anyone but an operator (403).
 
 use askama::Template;
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use scimd_domain::DomainError;
@@ -15,7 +14,7 @@ use serde::Deserialize;
 
 use super::session::Signed;
 use super::view::{Frame, maybe_when, pretty, when};
-use super::{ConsoleError, PageResult, render, render_with};
+use super::{ConsoleError, ConsoleForm, ConsoleQuery, PageResult, render, render_with};
 use crate::AppState;
 
 /// The frame of an operator page, or 403 for anyone else.
@@ -76,7 +75,11 @@ pub struct TenantForm {
 }
 
 /// `POST /console/operator/tenants`.
-pub async fn create_tenant(State(state): State<AppState>, signed: Signed, Form(form): Form<TenantForm>) -> PageResult {
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    signed: Signed,
+    ConsoleForm(form): ConsoleForm<TenantForm>,
+) -> PageResult {
     let frame = operator_frame(&signed, "tenants", "Tenants")?;
     let name = form.name.trim();
     match state.service.audited(change(&signed, None, "tenant.create", name), state.service.create_tenant(name)).await {
@@ -143,7 +146,11 @@ pub struct RegionForm {
 }
 
 /// `POST /console/operator/regions`: a new, healthy region.
-pub async fn create_region(State(state): State<AppState>, signed: Signed, Form(form): Form<RegionForm>) -> PageResult {
+pub async fn create_region(
+    State(state): State<AppState>,
+    signed: Signed,
+    ConsoleForm(form): ConsoleForm<RegionForm>,
+) -> PageResult {
     let frame = operator_frame(&signed, "regions", "Storage regions")?;
     let name = form.name.trim();
     let op = state.service.create_region(name, Health::Healthy);
@@ -170,7 +177,7 @@ pub async fn set_region_probe(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Form(form): Form<ProbeForm>,
+    ConsoleForm(form): ConsoleForm<ProbeForm>,
 ) -> PageResult {
     let frame = operator_frame(&signed, "regions", "Storage regions")?;
     let interval = match form.probe_interval_seconds.trim() {
@@ -218,7 +225,7 @@ pub async fn set_region_health(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Form(form): Form<HealthForm>,
+    ConsoleForm(form): ConsoleForm<HealthForm>,
 ) -> PageResult {
     operator_frame(&signed, "regions", "Storage regions")?;
     let health: Health = serde_json::from_value(serde_json::Value::String(form.health.clone()))
@@ -286,7 +293,11 @@ async fn claims_page(
 }
 
 /// `GET /console/operator/claims?email=`: who holds an email cloud-wide.
-pub async fn claims(State(state): State<AppState>, signed: Signed, Query(q): Query<ClaimQuery>) -> PageResult {
+pub async fn claims(
+    State(state): State<AppState>,
+    signed: Signed,
+    ConsoleQuery(q): ConsoleQuery<ClaimQuery>,
+) -> PageResult {
     let frame = operator_frame(&signed, "claims", "Email claims")?;
     let released = q.released.is_some();
     Ok(render(&claims_page(&state, &signed, frame, q.email, None, released).await?))
@@ -299,7 +310,11 @@ pub struct ReleaseForm {
 }
 
 /// `POST /console/operator/claims/release`: releases a stale claim.
-pub async fn release_claim(State(state): State<AppState>, signed: Signed, Form(form): Form<ReleaseForm>) -> PageResult {
+pub async fn release_claim(
+    State(state): State<AppState>,
+    signed: Signed,
+    ConsoleForm(form): ConsoleForm<ReleaseForm>,
+) -> PageResult {
     let frame = operator_frame(&signed, "claims", "Email claims")?;
     let audit = change(&signed, None, "email_claim.release", &form.email);
     match state.service.audited(audit, state.service.release_stale_claim(&signed.principal, &form.email)).await {
@@ -379,7 +394,7 @@ pub struct AccountForm {
 pub async fn create_account(
     State(state): State<AppState>,
     signed: Signed,
-    Form(form): Form<AccountForm>,
+    ConsoleForm(form): ConsoleForm<AccountForm>,
 ) -> PageResult {
     let frame = operator_frame(&signed, "accounts", "Accounts")?;
     let role = match form.scope.trim() {
@@ -443,7 +458,11 @@ pub struct AuditPaging {
 }
 
 /// `GET /console/operator/audit?before=`.
-pub async fn audit(State(state): State<AppState>, signed: Signed, Query(q): Query<AuditPaging>) -> PageResult {
+pub async fn audit(
+    State(state): State<AppState>,
+    signed: Signed,
+    ConsoleQuery(q): ConsoleQuery<AuditPaging>,
+) -> PageResult {
     let frame = operator_frame(&signed, "audit", "Audit log")?;
     let tenants = state.service.tenants().await?;
     let entries = state.service.audit_log(AuditQuery { tenant_id: None, before_id: q.before, limit: 100 }).await?;

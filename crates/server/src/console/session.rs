@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use askama::Template;
-use axum::Form;
 use axum::body::{Body, to_bytes};
-use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -20,7 +19,7 @@ use scimd_domain::token::hashes_match;
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
-use super::{ConsoleError, PageResult, render_with};
+use super::{ConsoleError, ConsoleForm, ConsoleQuery, PageResult, render_with};
 use crate::AppState;
 
 const SESSION_COOKIE: &str = "scimd_session";
@@ -275,7 +274,7 @@ pub struct NextQuery {
 }
 
 /// `GET /console/sign-in`.
-pub async fn sign_in_page(State(state): State<AppState>, Query(q): Query<NextQuery>) -> Response {
+pub async fn sign_in_page(State(state): State<AppState>, ConsoleQuery(q): ConsoleQuery<NextQuery>) -> Response {
     let (token, cookie) = form_token(&state);
     let page = SignInPage { form_token: &token, next: safe_next(q.next.as_deref()), email: "", error: None };
     with_form_cookie(render_with(StatusCode::OK, &page), cookie)
@@ -306,7 +305,7 @@ impl FromRequestParts<AppState> for ClientAddr {
 pub async fn sign_in(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
-    Form(form): Form<SignInForm>,
+    ConsoleForm(form): ConsoleForm<SignInForm>,
 ) -> Response {
     let now = state.service.clock.now();
     // Only well-formed emails are keys (bounded in size); every attempt also counts per address.
@@ -362,7 +361,7 @@ pub struct SetupQuery {
 }
 
 /// `GET /console/setup?code=`: the first operator's account, while none exists.
-pub async fn setup_page(State(state): State<AppState>, Query(q): Query<SetupQuery>) -> PageResult {
+pub async fn setup_page(State(state): State<AppState>, ConsoleQuery(q): ConsoleQuery<SetupQuery>) -> PageResult {
     let code = q.code.unwrap_or_default();
     if !state.service.setup_code_valid(&code).await? {
         return Err(ConsoleError::status(
@@ -385,7 +384,7 @@ pub struct SetupForm {
 }
 
 /// `POST /console/setup`: creates the first operator and signs them in.
-pub async fn setup(State(state): State<AppState>, Form(form): Form<SetupForm>) -> PageResult {
+pub async fn setup(State(state): State<AppState>, ConsoleForm(form): ConsoleForm<SetupForm>) -> PageResult {
     let (token, cookie) = form_token(&state);
     let again = |error: String| {
         let page = SetupPage { form_token: &token, code: &form.code, email: form.email.trim(), error: Some(error) };

@@ -2,8 +2,7 @@
 //! storage, the provisioning log, health (the doctor) and webhooks.
 
 use askama::Template;
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use scimd_domain::DomainError;
@@ -22,7 +21,7 @@ use serde_json::Value;
 
 use super::session::Signed;
 use super::view::{Frame, maybe_when, pretty, when};
-use super::{ConsoleError, PageResult, render, render_with};
+use super::{ConsoleError, ConsoleForm, ConsoleQuery, PageResult, render, render_with};
 use crate::AppState;
 use crate::admin::doctor::scim_base;
 use crate::admin::provisioning::placement_json;
@@ -291,7 +290,7 @@ pub async fn users(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Query(query): Query<UserQuery>,
+    ConsoleQuery(query): ConsoleQuery<UserQuery>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "users", "Users").await?;
     let profiles = state.service.profiles(&tenant).await?;
@@ -387,7 +386,7 @@ pub async fn user(
     signed: Signed,
     headers: HeaderMap,
     Path((id, user_id)): Path<(String, String)>,
-    Query(done): Query<Done>,
+    ConsoleQuery(done): ConsoleQuery<Done>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "users", "User").await?;
     let user = state.service.any_user(&tenant, &user_id).await.map_err(|e| match e {
@@ -440,7 +439,7 @@ pub async fn user_action(
     State(state): State<AppState>,
     signed: Signed,
     Path((id, user_id)): Path<(String, String)>,
-    Form(form): Form<UserAction>,
+    ConsoleForm(form): ConsoleForm<UserAction>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "users", "User").await?;
     let service = &state.service;
@@ -496,7 +495,7 @@ pub async fn create_user(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Form(form): Form<NewUserForm>,
+    ConsoleForm(form): ConsoleForm<NewUserForm>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "users", "Users").await?;
     let mut body = serde_json::json!({ "userName": form.user_name.trim() });
@@ -595,7 +594,7 @@ pub async fn deployment(
     signed: Signed,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(done): Query<Done>,
+    ConsoleQuery(done): ConsoleQuery<Done>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "deployment", "Deployment settings").await?;
     let page = deployment_page(&state, &headers, &tenant, frame, notice(done.done.as_deref()), None, None).await?;
@@ -617,7 +616,7 @@ pub async fn create_token(
     signed: Signed,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<TokenForm>,
+    ConsoleForm(form): ConsoleForm<TokenForm>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "deployment", "Deployment settings").await?;
     let number = |text: &str, what: &str| -> Result<Option<u32>, String> {
@@ -702,7 +701,7 @@ pub async fn save_settings(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Form(form): Form<SettingsForm>,
+    ConsoleForm(form): ConsoleForm<SettingsForm>,
 ) -> PageResult {
     let (tenant, _) = open(&state, &signed, &id, "deployment", "Deployment settings").await?;
     let delete_policy = match form.delete_policy.as_str() {
@@ -876,7 +875,7 @@ pub async fn mappings(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Query(q): Query<MappingsQuery>,
+    ConsoleQuery(q): ConsoleQuery<MappingsQuery>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "mappings", "SCIM mappings").await?;
     let form = match &q.edit {
@@ -900,7 +899,7 @@ pub async fn save_mapping(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Form(form): Form<MappingForm>,
+    ConsoleForm(form): ConsoleForm<MappingForm>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "mappings", "SCIM mappings").await?;
     let filter = Some(form.filter.trim().to_owned()).filter(|f| !f.is_empty());
@@ -970,7 +969,7 @@ pub async fn check_condition(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Form(form): Form<ConditionForm>,
+    ConsoleForm(form): ConsoleForm<ConditionForm>,
 ) -> PageResult {
     open(&state, &signed, &id, "mappings", "SCIM mappings").await?;
     let check = match form.filter.trim() {
@@ -997,7 +996,7 @@ pub async fn dry_run(
     signed: Signed,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<DryRunForm>,
+    ConsoleForm(form): ConsoleForm<DryRunForm>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "mappings", "SCIM mappings").await?;
     let view = match serde_json::from_str::<Value>(&form.user) {
@@ -1069,7 +1068,7 @@ pub async fn move_mapping(
     State(state): State<AppState>,
     signed: Signed,
     Path((id, mapping_id)): Path<(String, String)>,
-    Form(form): Form<MoveForm>,
+    ConsoleForm(form): ConsoleForm<MoveForm>,
 ) -> PageResult {
     let (tenant, _) = open(&state, &signed, &id, "mappings", "SCIM mappings").await?;
     let mappings = state.service.mappings(&tenant).await?;
@@ -1177,7 +1176,7 @@ pub async fn profiles(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Query(done): Query<Done>,
+    ConsoleQuery(done): ConsoleQuery<Done>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "profiles", "Profiles").await?;
     Ok(render(&profiles_page(&state, &tenant, frame, notice(done.done.as_deref()), None).await?))
@@ -1199,7 +1198,7 @@ pub async fn save_profile(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Form(form): Form<ProfileForm>,
+    ConsoleForm(form): ConsoleForm<ProfileForm>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "profiles", "Profiles").await?;
     let Ok(max_users) = form.max_users.trim().parse::<u32>() else {
@@ -1297,7 +1296,7 @@ pub async fn storage(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Query(done): Query<Done>,
+    ConsoleQuery(done): ConsoleQuery<Done>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "storage", "Storage").await?;
     let allowed = state.service.tenant_regions(&tenant).await?;
@@ -1401,7 +1400,7 @@ pub async fn log(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Query(q): Query<LogQuery>,
+    ConsoleQuery(q): ConsoleQuery<LogQuery>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "log", "Provisioning log").await?;
     let bad =
@@ -1560,7 +1559,7 @@ pub async fn webhooks(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Query(done): Query<Done>,
+    ConsoleQuery(done): ConsoleQuery<Done>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "webhooks", "Webhooks").await?;
     Ok(render(&webhooks_page(&state, &tenant, frame, notice(done.done.as_deref()), None, None).await?))
@@ -1577,7 +1576,7 @@ pub async fn create_webhook(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    Form(form): Form<WebhookForm>,
+    ConsoleForm(form): ConsoleForm<WebhookForm>,
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "webhooks", "Webhooks").await?;
     let url = form.url.trim();

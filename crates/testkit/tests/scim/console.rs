@@ -480,3 +480,15 @@ async fn console_traffic_stays_out_of_the_provisioning_log() {
     ops.get("/console/nope").await;
     assert_eq!(s.events().await.len(), before);
 }
+
+#[tokio::test]
+async fn unreadable_forms_and_addresses_get_a_console_page() {
+    let s = TestServer::start().await;
+    let ops = s.operator_console().await;
+    let form = ops.post("/console/operator/tenants", &[]).await;
+    assert_eq!(form.status, 422);
+    assert!(form.html.contains("This form could not be read") && form.html.contains("<main"), "{}", form.html);
+    let query = ops.get(&format!("/console/t/{}/users?page=many", s.tenant.id)).await;
+    assert_eq!(query.status, 400);
+    assert!(query.html.contains("cannot read"), "{}", query.html);
+}
