@@ -95,6 +95,15 @@ pub struct SignedIn {
     pub principal: Principal,
 }
 
+fn email_taken(e: StoreError, account: &Account) -> DomainError {
+    match e {
+        StoreError::Conflict { .. } => {
+            DomainError::Conflict(format!("an account with the email {} exists", account.email))
+        }
+        other => other.into(),
+    }
+}
+
 /// An email as accounts keep it, or why it is not one.
 pub fn normalise_account_email(email: &str) -> Result<String> {
     let email = email.trim().to_lowercase();
@@ -136,26 +145,26 @@ impl Service {
 
     /// Makes an account. A tenant admin's tenant must exist.
     pub async fn create_account(&self, email: &str, password: &str, role: Role) -> Result<Account> {
+        let account = self.new_account(email, password, role).await?;
+        self.store.insert_account(&account).await.map_err(|e| email_taken(e, &account))?;
+        Ok(account)
+    }
+
+    /// A checked account, not yet stored.
+    async fn new_account(&self, email: &str, password: &str, role: Role) -> Result<Account> {
         let email = normalise_account_email(email)?;
         check_password(password)?;
         if let Role::TenantAdmin(tenant) = &role {
             self.tenant(tenant).await?;
         }
-        let account = Account {
+        Ok(Account {
             id: self.new_id(),
             email,
             password_hash: self.hash_password(password).await?,
             role,
             created_at: self.clock.now(),
             last_sign_in_at: None,
-        };
-        self.store.insert_account(&account).await.map_err(|e| match e {
-            StoreError::Conflict { .. } => {
-                DomainError::Conflict(format!("an account with the email {} exists", account.email))
-            }
-            other => other.into(),
-        })?;
-        Ok(account)
+        })
     }
 
     /// Every account.
@@ -260,8 +269,17 @@ impl Service {
                     .into(),
             ));
         }
-        let account = self.create_account(email, password, Role::Operator).await?;
-        self.store.set_setting(SETUP_CODE_SETTING, "").await?;
+        let account = self.new_account(email, password, Role::Operator).await?;
+        // Code checked and spent, and the account stored, in one transaction: two people
+        // submitting the link at once cannot both become operators.
+        let created = self
+            .store
+            .create_first_operator(&account, SETUP_CODE_SETTING, &hash_token(code))
+            .await
+            .map_err(|e| email_taken(e, &account))?;
+        if !created {
+            return Err(DomainError::Invalid("this set-up link has just been used; sign in instead".into()));
+        }
         Ok(account)
     }
 }

@@ -127,6 +127,14 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn account(&self, id: &str) -> Result<Option<Account>, StoreError>;
     /// Every account, by email.
     async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Stores the first operator if the setting `setup_key` holds `code_hash` and no operator
+    /// exists yet, and clears the setting, in one transaction; whether it did.
+    async fn create_first_operator(
+        &self,
+        account: &Account,
+        setup_key: &str,
+        code_hash: &str,
+    ) -> Result<bool, StoreError>;
     /// Whether any operator account exists.
     async fn has_operator_account(&self) -> Result<bool, StoreError>;
     /// Records a successful sign-in.

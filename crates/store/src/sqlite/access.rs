@@ -70,18 +70,42 @@ fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
+fn insert_account(tx: &rusqlite::Transaction<'_>, a: &Account) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO accounts (id, email, password_hash, role, tenant_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![a.id, a.email, a.password_hash, a.role.as_str(), a.role.tenant_id(), format_time(a.created_at)],
+    )
+    .map_err(conflict_or_backend)?;
+    Ok(())
+}
+
 #[async_trait]
 impl AccessStore for SqliteStore {
     async fn insert_account(&self, account: &Account) -> Result<(), StoreError> {
         let a = account.clone();
+        self.write(move |tx| insert_account(tx, &a)).await
+    }
+
+    async fn create_first_operator(
+        &self,
+        account: &Account,
+        setup_key: &str,
+        code_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let (a, key, hash) = (account.clone(), setup_key.to_owned(), code_hash.to_owned());
         self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO accounts (id, email, password_hash, role, tenant_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![a.id, a.email, a.password_hash, a.role.as_str(), a.role.tenant_id(), format_time(a.created_at)],
-            )
-            .map_err(conflict_or_backend)?;
-            Ok(())
+            let spent = tx
+                .execute(
+                    "UPDATE settings SET value = '' WHERE key = ?1 AND value = ?2 AND value <> ''
+                     AND NOT EXISTS (SELECT 1 FROM accounts WHERE role = 'operator')",
+                    params![key, hash],
+                )
+                .map_err(backend)?;
+            if spent == 0 {
+                return Ok(false);
+            }
+            insert_account(tx, &a)?;
+            Ok(true)
         })
         .await
     }

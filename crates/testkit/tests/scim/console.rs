@@ -492,3 +492,17 @@ async fn unreadable_forms_and_addresses_get_a_console_page() {
     assert_eq!(query.status, 400);
     assert!(query.html.contains("cannot read"), "{}", query.html);
 }
+
+#[tokio::test]
+async fn two_people_racing_the_set_up_link_make_one_operator() {
+    let s = TestServer::start().await;
+    let code = s.service.console_setup_code().await.expect("code").expect("no operator yet");
+    let (a, b) = tokio::join!(
+        s.service.set_up_first_operator(&code, "a@scimd.test", PASSWORD),
+        s.service.set_up_first_operator(&code, "b@scimd.test", PASSWORD),
+    );
+    assert_eq!(u8::from(a.is_ok()) + u8::from(b.is_ok()), 1, "{a:?} {b:?}");
+    let operators =
+        s.service.accounts().await.expect("accounts").into_iter().filter(|a| a.role == Role::Operator).count();
+    assert_eq!(operators, 1);
+}
