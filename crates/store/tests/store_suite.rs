@@ -1,0 +1,246 @@
+//! The store suite: what every backend of the domain's `Store` must do, checked through the trait
+//! alone, so that one suite holds each backend to the same contract. It runs on SQLite; a
+//! PostgreSQL store joins [`backends`] when it lands, and every test then runs on both.
+
+use std::sync::Arc;
+
+use scimd_domain::access::Role;
+use scimd_domain::access::accounts::{Account, Session};
+use scimd_domain::access::api_keys::ApiKey;
+use scimd_domain::access::audit::{AuditEntry, AuditQuery};
+use scimd_domain::events::{Cause, Event, EventQuery, Idp, Outcome};
+use scimd_domain::store::{Store, StoreError};
+use scimd_domain::tenant::Tenant;
+use scimd_store::SqliteStore;
+use serde_json::json;
+use time::{Duration, OffsetDateTime, macros::datetime};
+
+/// A store under test, with whatever keeps its database alive.
+struct Backend {
+    name: &'static str,
+    store: Arc<dyn Store>,
+    _keep: tempfile::TempDir,
+}
+
+/// Every backend this machine can run, each on a fresh database.
+fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let sqlite = SqliteStore::open(dir.path()).expect("open SQLite");
+    vec![Backend { name: "sqlite", store: Arc::new(sqlite), _keep: dir }]
+}
+
+const T0: OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
+
+fn tenant(id: &str, name: &str) -> Tenant {
+    Tenant { id: id.into(), name: name.into(), token_lifetime_days: 365, created_at: T0 }
+}
+
+fn account(id: &str, email: &str, role: Role) -> Account {
+    Account {
+        id: id.into(),
+        email: email.into(),
+        password_hash: "$argon2id$x".into(),
+        role,
+        created_at: T0,
+        last_sign_in_at: None,
+    }
+}
+
+fn key(id: &str, account_id: &str, at: OffsetDateTime) -> ApiKey {
+    ApiKey {
+        id: id.into(),
+        prefix: format!("scimdk_{id}"),
+        hash: format!("hash-{id}"),
+        name: format!("key {id}"),
+        account_id: account_id.into(),
+        created_at: at,
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+fn event(tenant: &str, at: OffsetDateTime, outcome: Outcome) -> Event {
+    Event {
+        id: 0,
+        at,
+        tenant_id: Some(tenant.into()),
+        token_id: None,
+        request_id: "req".into(),
+        idp: Idp::Okta,
+        method: "POST".into(),
+        path: "/scim/v2/Users".into(),
+        operation: "create".into(),
+        subject: Some("alice".into()),
+        mentions: vec![],
+        outcome,
+        cause: if outcome == Outcome::Accepted { Cause::Ok } else { Cause::ProfileFull },
+        status: if outcome == Outcome::Accepted { 201 } else { 403 },
+        detail: None,
+        duration_ms: 3,
+    }
+}
+
+#[tokio::test]
+async fn settings_are_kept_and_overwritten() {
+    for b in backends() {
+        let s = &b.store;
+        assert_eq!(s.setting("k").await.expect("read"), None, "{}", b.name);
+        s.set_setting("k", "one").await.expect("write");
+        s.set_setting("k", "two").await.expect("overwrite");
+        assert_eq!(s.setting("k").await.expect("read").as_deref(), Some("two"), "{}", b.name);
+    }
+}
+
+#[tokio::test]
+async fn tenant_names_are_unique() {
+    for b in backends() {
+        let s = &b.store;
+        s.insert_tenant(&tenant("t1", "acme")).await.expect("insert");
+        assert_eq!(s.tenant_by_name("acme").await.expect("by name").map(|t| t.id).as_deref(), Some("t1"));
+        let again = s.insert_tenant(&tenant("t2", "acme")).await;
+        assert!(
+            matches!(again, Err(StoreError::Conflict { ref attribute }) if attribute == "name"),
+            "{}: {again:?}",
+            b.name
+        );
+        assert_eq!(s.tenants().await.expect("list").len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn accounts_sessions_and_api_keys_keep_their_contract() {
+    for b in backends() {
+        let s = &b.store;
+        s.insert_tenant(&tenant("t1", "acme")).await.expect("tenant");
+        assert!(!s.has_operator_account().await.expect("any operator"));
+        s.insert_account(&account("a1", "ops@x.test", Role::Operator)).await.expect("operator");
+        s.insert_account(&account("a2", "it@x.test", Role::TenantAdmin("t1".into()))).await.expect("admin");
+        let dup = s.insert_account(&account("a3", "ops@x.test", Role::Operator)).await;
+        assert!(
+            matches!(dup, Err(StoreError::Conflict { ref attribute }) if attribute == "email"),
+            "{}: {dup:?}",
+            b.name
+        );
+        assert!(s.has_operator_account().await.expect("any operator"));
+        let admin = s.account_by_email("it@x.test").await.expect("by email").expect("found");
+        assert_eq!(admin.role, Role::TenantAdmin("t1".into()));
+        s.touch_account("a2", T0 + Duration::hours(1)).await.expect("touch");
+        assert_eq!(
+            s.account("a2").await.expect("by id").and_then(|a| a.last_sign_in_at),
+            Some(T0 + Duration::hours(1))
+        );
+
+        let session = Session {
+            hash: "h1".into(),
+            account_id: "a2".into(),
+            csrf: "c".into(),
+            created_at: T0,
+            expires_at: T0 + Duration::hours(12),
+        };
+        s.insert_session(&session).await.expect("session");
+        let (found, who) = s.session("h1").await.expect("lookup").expect("found");
+        assert_eq!((found, who.email.as_str()), (session.clone(), "it@x.test"));
+        assert_eq!(s.prune_sessions(T0 + Duration::hours(11)).await.expect("prune"), 0);
+        assert_eq!(s.prune_sessions(T0 + Duration::hours(13)).await.expect("prune"), 1);
+        assert!(s.session("h1").await.expect("lookup").is_none());
+
+        s.insert_api_key(&key("k1", "a2", T0)).await.expect("key");
+        s.insert_api_key(&key("k2", "a2", T0 + Duration::minutes(1))).await.expect("key");
+        let keys = s.api_keys("a2").await.expect("list");
+        assert_eq!(keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), ["k2", "k1"], "{}: newest first", b.name);
+        let (k, owner) = s.api_key_by_prefix("scimdk_k1").await.expect("by prefix").expect("found");
+        assert_eq!((k.hash.as_str(), owner.id.as_str()), ("hash-k1", "a2"));
+        assert!(
+            matches!(s.revoke_api_key("a1", "k1", T0).await, Err(StoreError::NotFound)),
+            "{}: not a1's key",
+            b.name
+        );
+        let revoked = s.revoke_api_key("a2", "k1", T0 + Duration::hours(2)).await.expect("revoke");
+        assert_eq!(revoked.revoked_at, Some(T0 + Duration::hours(2)));
+        // Revoking again keeps the first moment.
+        let again = s.revoke_api_key("a2", "k1", T0 + Duration::hours(3)).await.expect("revoke again");
+        assert_eq!(again.revoked_at, Some(T0 + Duration::hours(2)));
+
+        // An account goes with its sessions and keys.
+        s.insert_session(&Session { hash: "h2".into(), ..session }).await.expect("session");
+        s.delete_account("a2").await.expect("delete");
+        assert!(s.session("h2").await.expect("lookup").is_none(), "{}", b.name);
+        assert!(s.api_key_by_prefix("scimdk_k2").await.expect("lookup").is_none(), "{}", b.name);
+        assert!(matches!(s.delete_account("a2").await, Err(StoreError::NotFound)));
+    }
+}
+
+#[tokio::test]
+async fn the_first_operator_is_made_once_and_only_with_the_code() {
+    for b in backends() {
+        let s = &b.store;
+        s.set_setting("setup", "code-hash").await.expect("code");
+        let first = account("a1", "first@x.test", Role::Operator);
+        assert!(!s.create_first_operator(&first, "setup", "wrong").await.expect("refused"), "{}", b.name);
+        assert!(s.create_first_operator(&first, "setup", "code-hash").await.expect("made"), "{}", b.name);
+        let second = account("a2", "second@x.test", Role::Operator);
+        assert!(!s.create_first_operator(&second, "setup", "code-hash").await.expect("spent"), "{}", b.name);
+        assert_eq!(s.accounts().await.expect("list").len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn the_audit_log_pages_back_newest_first() {
+    for b in backends() {
+        let s = &b.store;
+        for (i, tenant) in ["t1", "t2", "t1"].iter().enumerate() {
+            let entry = AuditEntry {
+                id: 0,
+                at: T0 + Duration::minutes(i as i64),
+                actor: "ops@x.test".into(),
+                tenant_id: Some((*tenant).into()),
+                action: "profile.update".into(),
+                target: format!("p{i}"),
+                before: Some(json!({ "max_users": i })),
+                after: None,
+            };
+            s.append_audit(&entry).await.expect("append");
+        }
+        let all = s.audit_log(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.expect("read");
+        assert_eq!(all.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(), ["p2", "p1", "p0"], "{}", b.name);
+        assert_eq!(all[0].before, Some(json!({ "max_users": 2 })));
+        let t1 = s.audit_log(&AuditQuery { tenant_id: Some("t1".into()), limit: 10, ..AuditQuery::default() }).await;
+        assert_eq!(t1.expect("read").len(), 2);
+        let older = s.audit_log(&AuditQuery { before_id: Some(all[0].id), limit: 1, ..AuditQuery::default() }).await;
+        assert_eq!(older.expect("read").iter().map(|e| e.target.as_str()).collect::<Vec<_>>(), ["p1"]);
+    }
+}
+
+#[tokio::test]
+async fn events_are_counted_per_day_and_outcome() {
+    for b in backends() {
+        let s = &b.store;
+        let day1 = datetime!(2026-12-05 10:00 UTC);
+        let day2 = datetime!(2026-12-06 23:59 UTC);
+        s.insert_events(&[
+            event("t1", day1, Outcome::Accepted),
+            event("t1", day1, Outcome::Accepted),
+            event("t1", day2, Outcome::Refused),
+            event("t2", day2, Outcome::Accepted),
+        ])
+        .await
+        .expect("insert");
+        let activity = s.activity("t1", datetime!(2026-12-05 00:00 UTC)).await.expect("activity");
+        let seen: Vec<(String, Outcome, u64)> = activity.into_iter().map(|a| (a.day, a.outcome, a.count)).collect();
+        assert_eq!(
+            seen,
+            [("2026-12-05".to_owned(), Outcome::Accepted, 2), ("2026-12-06".to_owned(), Outcome::Refused, 1)],
+            "{}",
+            b.name
+        );
+        let later = s.activity("t1", datetime!(2026-12-06 00:00 UTC)).await.expect("activity");
+        assert_eq!(later.len(), 1);
+        let refused = EventQuery {
+            tenant_id: Some("t1".into()),
+            outcome: Some(Outcome::Refused),
+            limit: 10,
+            ..EventQuery::default()
+        };
+        assert_eq!(s.events(&refused).await.expect("events").len(), 1);
+    }
+}
