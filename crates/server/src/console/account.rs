@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use scimd_domain::DomainError;
-use scimd_domain::access::audit::Change;
 use serde::Deserialize;
 
 use super::session::Signed;
@@ -78,13 +77,7 @@ pub async fn create_key(
     signed: Signed,
     ConsoleForm(form): ConsoleForm<KeyForm>,
 ) -> PageResult {
-    let audit = Change {
-        principal: &signed.principal,
-        tenant_id: None,
-        action: "api_key.create",
-        target: &form.name,
-        before: None,
-    };
+    let audit = signed.change(None, "api_key.create", &form.name);
     let mut secret = None;
     let op = async {
         let issued = state.service.create_api_key(&signed.principal, &form.name).await?;
@@ -102,8 +95,7 @@ pub async fn create_key(
 
 /// `POST /console/account/api-keys/{key}/revoke`.
 pub async fn revoke_key(State(state): State<AppState>, signed: Signed, Path(id): Path<String>) -> PageResult {
-    let audit =
-        Change { principal: &signed.principal, tenant_id: None, action: "api_key.revoke", target: &id, before: None };
+    let audit = signed.change(None, "api_key.revoke", &id);
     state.service.audited(audit, state.service.revoke_api_key(&signed.principal, &id)).await?;
     Ok(Redirect::to("/console/account").into_response())
 }

@@ -26,10 +26,6 @@ fn operator_frame(signed: &Signed, section: &'static str, title: &str) -> Result
     Ok(Frame::new(signed, section, title))
 }
 
-fn change<'a>(signed: &'a Signed, tenant: Option<&'a str>, action: &'static str, target: &'a str) -> Change<'a> {
-    Change { principal: &signed.principal, tenant_id: tenant, action, target, before: None }
-}
-
 /// A tenant with its doctor status.
 pub struct TenantRow {
     pub id: String,
@@ -82,7 +78,7 @@ pub async fn create_tenant(
 ) -> PageResult {
     let frame = operator_frame(&signed, "tenants", "Tenants")?;
     let name = form.name.trim();
-    match state.service.audited(change(&signed, None, "tenant.create", name), state.service.create_tenant(name)).await {
+    match state.service.audited(signed.change(None, "tenant.create", name), state.service.create_tenant(name)).await {
         Ok(t) => Ok(Redirect::to(&format!("/console/t/{}", t.id)).into_response()),
         Err(DomainError::Invalid(m) | DomainError::Conflict(m)) => {
             Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &tenants_page(&state, frame, Some(m)).await?))
@@ -154,7 +150,7 @@ pub async fn create_region(
     let frame = operator_frame(&signed, "regions", "Storage regions")?;
     let name = form.name.trim();
     let op = state.service.create_region(name, Health::Healthy);
-    match state.service.audited(change(&signed, None, "region.create", name), op).await {
+    match state.service.audited(signed.change(None, "region.create", name), op).await {
         Ok(_) => Ok(Redirect::to("/console/operator/regions").into_response()),
         Err(DomainError::Invalid(m) | DomainError::Conflict(m)) => {
             Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &regions_page(&state, frame, Some(m)).await?))
@@ -193,7 +189,7 @@ pub async fn set_region_probe(
     let url = Some(form.probe_url.trim().to_owned()).filter(|u| !u.is_empty());
     let update = RegionChange { probe_url: Some(url), probe_interval_seconds: interval, ..RegionChange::default() };
     let before = redacted(&state.service.region(&id).await?);
-    let audit = Change { before: Some(before), ..change(&signed, None, "region.update", &id) };
+    let audit = Change { before: Some(before), ..signed.change(None, "region.update", &id) };
     match state.service.audited(audit, state.service.update_region(&id, update)).await {
         Ok(_) => Ok(Redirect::to("/console/operator/regions").into_response()),
         Err(DomainError::Invalid(m)) => {
@@ -207,7 +203,7 @@ pub async fn set_region_probe(
 pub async fn set_default_region(State(state): State<AppState>, signed: Signed, Path(id): Path<String>) -> PageResult {
     operator_frame(&signed, "regions", "Storage regions")?;
     let before = Some(serde_json::json!({ "region_id": state.service.default_region().await?.id }));
-    let audit = Change { before, ..change(&signed, None, "region.set_default", &id) };
+    let audit = Change { before, ..signed.change(None, "region.set_default", &id) };
     let op = async { state.service.set_default_region(&id).await.map(|()| serde_json::json!({ "region_id": id })) };
     state.service.audited(audit, op).await?;
     Ok(Redirect::to("/console/operator/regions").into_response())
@@ -231,7 +227,7 @@ pub async fn set_region_health(
     let health: Health = serde_json::from_value(serde_json::Value::String(form.health.clone()))
         .map_err(|_| ConsoleError::status(StatusCode::BAD_REQUEST, "Health must be healthy, degraded or down."))?;
     let before = redacted(&state.service.region(&id).await?);
-    let audit = Change { before: Some(before), ..change(&signed, None, "region.update", &id) };
+    let audit = Change { before: Some(before), ..signed.change(None, "region.update", &id) };
     let update = RegionChange { health: Some(health), ..RegionChange::default() };
     state.service.audited(audit, state.service.update_region(&id, update)).await?;
     Ok(Redirect::to("/console/operator/regions").into_response())
@@ -316,7 +312,7 @@ pub async fn release_claim(
     ConsoleForm(form): ConsoleForm<ReleaseForm>,
 ) -> PageResult {
     let frame = operator_frame(&signed, "claims", "Email claims")?;
-    let audit = change(&signed, None, "email_claim.release", &form.email);
+    let audit = signed.change(None, "email_claim.release", &form.email);
     match state.service.audited(audit, state.service.release_stale_claim(&signed.principal, &form.email)).await {
         Ok(claim) => {
             let email: String = form_urlencoded::byte_serialize(claim.email.as_bytes()).collect();
@@ -406,7 +402,7 @@ pub async fn create_account(
         t => Role::TenantAdmin(t.to_owned()),
     };
     let tenant = role.tenant_id().map(str::to_owned);
-    let audit = change(&signed, tenant.as_deref(), "account.create", &form.email);
+    let audit = signed.change(tenant.as_deref(), "account.create", &form.email);
     match state.service.audited(audit, state.service.create_account(&form.email, &form.password, role)).await {
         Ok(_) => Ok(Redirect::to("/console/operator/accounts").into_response()),
         Err(DomainError::Invalid(m) | DomainError::Conflict(m) | DomainError::NotFound(m)) => {
@@ -421,8 +417,7 @@ pub async fn delete_account(State(state): State<AppState>, signed: Signed, Path(
     let frame = operator_frame(&signed, "accounts", "Accounts")?;
     let account = state.service.account(&id).await?;
     let tenant = account.role.tenant_id().map(str::to_owned);
-    let audit =
-        Change { before: Some(redacted(&account)), ..change(&signed, tenant.as_deref(), "account.delete", &id) };
+    let audit = Change { before: Some(redacted(&account)), ..signed.change(tenant.as_deref(), "account.delete", &id) };
     match state.service.audited(audit, state.service.delete_account(&signed.principal, &id)).await {
         Ok(()) => Ok(Redirect::to("/console/operator/accounts").into_response()),
         Err(DomainError::Conflict(m)) => {

@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use scimd_domain::access::Principal;
 use scimd_domain::access::accounts::{NewSession, SignedIn, normalise_account_email};
+use scimd_domain::access::audit::Change;
 use scimd_domain::token::hashes_match;
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
@@ -39,6 +40,13 @@ pub struct Signed {
     pub principal: Principal,
     /// The session's CSRF token, for the forms the page renders.
     pub csrf: String,
+}
+
+impl Signed {
+    /// An audit record of a change this person makes (`before` left to the caller).
+    pub fn change<'a>(&'a self, tenant_id: Option<&'a str>, action: &'static str, target: &'a str) -> Change<'a> {
+        Change { principal: &self.principal, tenant_id, action, target, before: None }
+    }
 }
 
 impl FromRequestParts<AppState> for Signed {
@@ -396,7 +404,7 @@ pub async fn setup(State(state): State<AppState>, ConsoleForm(form): ConsoleForm
     match state.service.set_up_first_operator(&form.code, &form.email, &form.password).await {
         Ok(account) => {
             let principal = Principal::account(&account);
-            let audit = scimd_domain::access::audit::Change {
+            let audit = Change {
                 principal: &principal,
                 tenant_id: None,
                 action: "account.create",

@@ -444,13 +444,7 @@ pub async fn user_action(
     let (tenant, frame) = open(&state, &signed, &id, "users", "User").await?;
     let service = &state.service;
     let before = service.any_user(&tenant, &user_id).await.ok().map(|u| placement_json(&u));
-    let audit = |action| Change {
-        principal: &signed.principal,
-        tenant_id: Some(&tenant.id),
-        action,
-        target: &user_id,
-        before: before.clone(),
-    };
+    let audit = |action| Change { before: before.clone(), ..signed.change(Some(&tenant.id), action, &user_id) };
     let result = match form.action.as_str() {
         "preserve" => service
             .audited(audit("user.preserve"), async {
@@ -505,13 +499,7 @@ pub async fn create_user(
     if !form.display_name.trim().is_empty() {
         body["displayName"] = Value::String(form.display_name.trim().to_owned());
     }
-    let audit = Change {
-        principal: &signed.principal,
-        tenant_id: Some(&tenant.id),
-        action: "user.create",
-        target: form.user_name.trim(),
-        before: None,
-    };
+    let audit = signed.change(Some(&tenant.id), "user.create", form.user_name.trim());
     let op = async { state.service.admin_create_user(&tenant, body).await.map(|u| u.id) };
     match state.service.audited(audit, op).await {
         Ok(user_id) => {
@@ -639,13 +627,7 @@ pub async fn create_token(
         expires_at: None,
         keep_old_for: keep_old_hours.filter(|h| *h > 0).map(|h| time::Duration::hours(i64::from(h))),
     };
-    let audit = Change {
-        principal: &signed.principal,
-        tenant_id: Some(&tenant.id),
-        action: "token.create",
-        target: &tenant.id,
-        before: None,
-    };
+    let audit = signed.change(Some(&tenant.id), "token.create", &tenant.id);
     let mut secret = None;
     let op = async {
         let issued = state.service.issue_token(&tenant.id, request).await?;
@@ -674,13 +656,7 @@ pub async fn revoke_token(
 ) -> PageResult {
     let (tenant, _) = open(&state, &signed, &id, "deployment", "Deployment settings").await?;
     let before = state.service.tokens(&tenant.id).await?.into_iter().find(|t| t.id == token_id).map(|t| redacted(&t));
-    let audit = Change {
-        principal: &signed.principal,
-        tenant_id: Some(&tenant.id),
-        action: "token.revoke",
-        target: &token_id,
-        before,
-    };
+    let audit = Change { before, ..signed.change(Some(&tenant.id), "token.revoke", &token_id) };
     state.service.audited(audit, state.service.revoke_token(&tenant.id, &token_id)).await?;
     Ok(back(&tenant, "deployment", "token-revoked"))
 }
@@ -721,13 +697,7 @@ pub async fn save_settings(
         remap_on_update: form.remap_on_update.is_some(),
     };
     let before = redacted(&state.service.settings(&tenant).await?);
-    let audit = Change {
-        principal: &signed.principal,
-        tenant_id: Some(&tenant.id),
-        action: "settings.update",
-        target: &tenant.id,
-        before: Some(before),
-    };
+    let audit = Change { before: Some(before), ..signed.change(Some(&tenant.id), "settings.update", &tenant.id) };
     state.service.audited(audit, state.service.set_settings(&tenant, settings)).await?;
     Ok(back(&tenant, "deployment", "settings-saved"))
 }
@@ -916,13 +886,8 @@ pub async fn save_mapping(
         let before = state.service.mapping(&tenant, &form.id).await.map(|m| redacted(&m));
         match before {
             Ok(before) => {
-                let audit = Change {
-                    principal: &signed.principal,
-                    tenant_id: Some(&tenant.id),
-                    action: "mapping.update",
-                    target: &form.id,
-                    before: Some(before),
-                };
+                let audit =
+                    Change { before: Some(before), ..signed.change(Some(&tenant.id), "mapping.update", &form.id) };
                 state.service.audited(audit, state.service.update_mapping(&tenant, &form.id, change)).await
             }
             Err(e) => Err(e),
@@ -931,13 +896,7 @@ pub async fn save_mapping(
         // New mappings go last, after the catch-all's priority if it has the highest.
         let last = state.service.mappings(&tenant).await?.iter().map(|m| m.priority).max();
         let change = MappingChange { priority: Some(last.map_or(100, |p| p.saturating_add(10))), ..change };
-        let audit = Change {
-            principal: &signed.principal,
-            tenant_id: Some(&tenant.id),
-            action: "mapping.create",
-            target: &form.name,
-            before: None,
-        };
+        let audit = signed.change(Some(&tenant.id), "mapping.create", &form.name);
         state.service.audited(audit, state.service.create_mapping(&tenant, change)).await
     };
     match result {
@@ -1086,13 +1045,8 @@ pub async fn move_mapping(
         for (i, m) in order.iter().enumerate() {
             let priority = (i as i64 + 1) * 10;
             if m.priority != priority {
-                let audit = Change {
-                    principal: &signed.principal,
-                    tenant_id: Some(&tenant.id),
-                    action: "mapping.update",
-                    target: &m.id,
-                    before: Some(redacted(m)),
-                };
+                let audit =
+                    Change { before: Some(redacted(m)), ..signed.change(Some(&tenant.id), "mapping.update", &m.id) };
                 let change = MappingChange { priority: Some(priority), ..MappingChange::default() };
                 state.service.audited(audit, state.service.update_mapping(&tenant, &m.id, change)).await?;
             }
@@ -1109,13 +1063,7 @@ pub async fn delete_mapping(
 ) -> PageResult {
     let (tenant, _) = open(&state, &signed, &id, "mappings", "SCIM mappings").await?;
     let before = redacted(&state.service.mapping(&tenant, &mapping_id).await?);
-    let audit = Change {
-        principal: &signed.principal,
-        tenant_id: Some(&tenant.id),
-        action: "mapping.delete",
-        target: &mapping_id,
-        before: Some(before),
-    };
+    let audit = Change { before: Some(before), ..signed.change(Some(&tenant.id), "mapping.delete", &mapping_id) };
     state.service.audited(audit, state.service.delete_mapping(&tenant, &mapping_id)).await?;
     Ok(back(&tenant, "mappings", "mapping-deleted"))
 }
@@ -1208,23 +1156,14 @@ pub async fn save_profile(
     };
     let name = form.name.trim();
     let result = if form.id.is_empty() {
-        let audit = Change {
-            principal: &signed.principal,
-            tenant_id: Some(&tenant.id),
-            action: "profile.create",
-            target: name,
-            before: None,
-        };
+        let audit = signed.change(Some(&tenant.id), "profile.create", name);
         state.service.audited(audit, state.service.create_profile(&tenant, name, max_users)).await
     } else {
         match state.service.profile(&tenant, &form.id).await {
             Ok(before) => {
                 let audit = Change {
-                    principal: &signed.principal,
-                    tenant_id: Some(&tenant.id),
-                    action: "profile.update",
-                    target: &form.id,
                     before: Some(redacted(&before)),
+                    ..signed.change(Some(&tenant.id), "profile.update", &form.id)
                 };
                 let op = state.service.update_profile(&tenant, &form.id, Some(name), Some(max_users));
                 state.service.audited(audit, op).await
@@ -1250,13 +1189,7 @@ pub async fn delete_profile(
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "profiles", "Profiles").await?;
     let before = redacted(&state.service.profile(&tenant, &profile_id).await?);
-    let audit = Change {
-        principal: &signed.principal,
-        tenant_id: Some(&tenant.id),
-        action: "profile.delete",
-        target: &profile_id,
-        before: Some(before),
-    };
+    let audit = Change { before: Some(before), ..signed.change(Some(&tenant.id), "profile.delete", &profile_id) };
     match state.service.audited(audit, state.service.delete_profile(&tenant, &profile_id)).await {
         Ok(()) => Ok(back(&tenant, "profiles", "profile-deleted")),
         Err(DomainError::Conflict(m)) => {
@@ -1339,13 +1272,7 @@ pub async fn restrict_regions(
     let ids: Vec<String> =
         form_urlencoded::parse(&raw).filter(|(k, _)| k == "region").map(|(_, v)| v.into_owned()).collect();
     let before = Some(serde_json::json!({ "region_ids": state.service.restricted_region_ids(&tenant).await? }));
-    let audit = Change {
-        principal: &signed.principal,
-        tenant_id: Some(&tenant.id),
-        action: "tenant.restrict_regions",
-        target: &tenant.id,
-        before,
-    };
+    let audit = Change { before, ..signed.change(Some(&tenant.id), "tenant.restrict_regions", &tenant.id) };
     state
         .service
         .audited(audit, state.service.restrict_tenant_regions(&tenant, &ids))
@@ -1584,13 +1511,7 @@ pub async fn create_webhook(
         let page = webhooks_page(&state, &tenant, frame, None, Some(m), None).await?;
         return Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
-    let audit = Change {
-        principal: &signed.principal,
-        tenant_id: Some(&tenant.id),
-        action: "webhook.create",
-        target: url,
-        before: None,
-    };
+    let audit = signed.change(Some(&tenant.id), "webhook.create", url);
     match state.service.audited(audit, state.service.create_webhook(&tenant, url, None, true)).await {
         Ok(hook) => Ok(render(&webhooks_page(&state, &tenant, frame, None, None, Some(hook.secret)).await?)),
         Err(DomainError::Invalid(m) | DomainError::Conflict(m)) => {
@@ -1694,13 +1615,7 @@ pub async fn delete_webhook(
 ) -> PageResult {
     let (tenant, _) = open(&state, &signed, &id, "webhooks", "Webhooks").await?;
     let hook = state.service.webhook(&tenant, &webhook_id).await?;
-    let audit = Change {
-        principal: &signed.principal,
-        tenant_id: Some(&tenant.id),
-        action: "webhook.delete",
-        target: &hook.id,
-        before: Some(redacted(&hook)),
-    };
+    let audit = Change { before: Some(redacted(&hook)), ..signed.change(Some(&tenant.id), "webhook.delete", &hook.id) };
     state.service.audited(audit, state.service.delete_webhook(&tenant, &hook.id)).await?;
     Ok(back(&tenant, "webhooks", "webhook-deleted"))
 }

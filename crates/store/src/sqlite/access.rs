@@ -6,22 +6,15 @@ use scimd_domain::access::accounts::{Account, Session};
 use scimd_domain::access::api_keys::ApiKey;
 use scimd_domain::access::audit::{AuditEntry, AuditQuery};
 use scimd_domain::access::{AccessStore, Role};
-use scimd_domain::clock::{format_time, parse_time};
+use scimd_domain::clock::format_time;
 use scimd_domain::store::StoreError;
 use time::OffsetDateTime;
 
+use super::rows::{optional_time, time_column};
 use super::{SqliteStore, all, backend, conflict_or_backend, one};
 
 const ACCOUNT_COLUMNS: &str = "a.id, a.email, a.password_hash, a.role, a.tenant_id, a.created_at, a.last_sign_in_at";
 const KEY_COLUMNS: &str = "k.id, k.prefix, k.hash, k.name, k.account_id, k.created_at, k.last_used_at, k.revoked_at";
-
-fn time_at(row: &Row<'_>, at: usize) -> rusqlite::Result<OffsetDateTime> {
-    Ok(row.get::<_, String>(at).map(|t| parse_time(&t))?.unwrap_or(OffsetDateTime::UNIX_EPOCH))
-}
-
-fn maybe_time(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<OffsetDateTime>> {
-    Ok(row.get::<_, Option<String>>(at)?.as_deref().and_then(parse_time))
-}
 
 /// An account from `ACCOUNT_COLUMNS` starting at column `at`.
 fn account_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Account> {
@@ -34,8 +27,8 @@ fn account_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Account> {
         email: row.get(at + 1)?,
         password_hash: row.get(at + 2)?,
         role,
-        created_at: time_at(row, at + 5)?,
-        last_sign_in_at: maybe_time(row, at + 6)?,
+        created_at: time_column(row, at + 5)?,
+        last_sign_in_at: optional_time(row, at + 6)?,
     })
 }
 
@@ -47,9 +40,9 @@ fn key_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ApiKey> {
         hash: row.get(at + 2)?,
         name: row.get(at + 3)?,
         account_id: row.get(at + 4)?,
-        created_at: time_at(row, at + 5)?,
-        last_used_at: maybe_time(row, at + 6)?,
-        revoked_at: maybe_time(row, at + 7)?,
+        created_at: time_column(row, at + 5)?,
+        last_used_at: optional_time(row, at + 6)?,
+        revoked_at: optional_time(row, at + 7)?,
     })
 }
 
@@ -60,7 +53,7 @@ fn json_column(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<serde_json::
 fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
     Ok(AuditEntry {
         id: row.get(0)?,
-        at: time_at(row, 1)?,
+        at: time_column(row, 1)?,
         actor: row.get(2)?,
         tenant_id: row.get(3)?,
         action: row.get(4)?,
@@ -179,8 +172,8 @@ impl AccessStore for SqliteStore {
                     hash: r.get(0)?,
                     account_id: r.get(1)?,
                     csrf: r.get(2)?,
-                    created_at: time_at(r, 3)?,
-                    expires_at: time_at(r, 4)?,
+                    created_at: time_column(r, 3)?,
+                    expires_at: time_column(r, 4)?,
                 };
                 Ok((session, account_from_row(r, 5)?))
             })

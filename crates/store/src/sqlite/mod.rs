@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use scim_proto::ResourceKind;
-use scimd_domain::clock::{format_time, parse_time};
+use scimd_domain::clock::format_time;
 use scimd_domain::provisioning::claims::EmailClaim;
 use scimd_domain::provisioning::{Mapping, Profile, Region, TenantSettings, UserSearch};
 use scimd_domain::query::{ListQuery, Page};
@@ -570,7 +570,7 @@ impl Store for SqliteStore {
                     email: r.get(0)?,
                     tenant_id: r.get(1)?,
                     user_id: r.get(2)?,
-                    claimed_at: r.get::<_, String>(3).map(|t| parse_time(&t))?.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                    claimed_at: rows::time_column(r, 3)?,
                 })
             })
         })

@@ -21,14 +21,14 @@ pub(super) const TOKEN_COLUMNS: &str =
 pub(super) const RESOURCE_COLUMNS: &str = "r.id, r.kind, r.doc, r.created, r.modified, r.version, r.state, \
      r.state_since, r.profile_id, r.region_id, r.pending_cause, r.preserved_by, r.managed_by, r.claimed_email";
 
-fn time_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
+pub(super) fn time_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
     let text: String = row.get(idx)?;
     parse_time(&text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, format!("bad time {text}").into())
     })
 }
 
-fn optional_time(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<OffsetDateTime>> {
+pub(super) fn optional_time(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<OffsetDateTime>> {
     let text: Option<String> = row.get(idx)?;
     Ok(text.as_deref().and_then(parse_time))
 }
