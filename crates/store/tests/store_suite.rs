@@ -1,8 +1,10 @@
 //! The store suite: what every backend of the domain's `Store` must do, checked through the trait
-//! alone, so that one suite holds each backend to the same contract. It runs on SQLite; a
-//! PostgreSQL store joins [`backends`] when it lands, and every test then runs on both.
+//! alone, so that one suite holds each backend to the same contract. Every test runs on SQLite
+//! and, when `SCIMD_TEST_POSTGRES_URL` is set (`.ci/run` sets it), on PostgreSQL too, each in a
+//! fresh schema.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use scimd_domain::access::Role;
 use scimd_domain::access::accounts::{Account, Session};
@@ -11,7 +13,8 @@ use scimd_domain::access::audit::{AuditEntry, AuditQuery};
 use scimd_domain::events::{Cause, Event, EventQuery, Idp, Outcome};
 use scimd_domain::store::{Store, StoreError};
 use scimd_domain::tenant::Tenant;
-use scimd_store::SqliteStore;
+use scimd_store::postgres::{create_schema, drop_schema};
+use scimd_store::{PostgresStore, SqliteStore};
 use serde_json::json;
 use time::{Duration, OffsetDateTime, macros::datetime};
 
@@ -19,14 +22,26 @@ use time::{Duration, OffsetDateTime, macros::datetime};
 struct Backend {
     name: &'static str,
     store: Arc<dyn Store>,
-    _keep: tempfile::TempDir,
+    _keep: Option<tempfile::TempDir>,
 }
 
 /// Every backend this machine can run, each on a fresh database.
-fn backends() -> Vec<Backend> {
+async fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let sqlite = SqliteStore::open(dir.path()).expect("open SQLite");
-    vec![Backend { name: "sqlite", store: Arc::new(sqlite), _keep: dir }]
+    let mut all = vec![Backend { name: "sqlite", store: Arc::new(sqlite), _keep: Some(dir) }];
+    match std::env::var("SCIMD_TEST_POSTGRES_URL") {
+        Ok(url) => {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let schema = format!("store_suite_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+            drop_schema(&url, &schema).await.expect("drop an old schema");
+            let url = create_schema(&url, &schema).await.expect("create a schema");
+            let store = PostgresStore::connect(&url, 4).await.expect("connect to PostgreSQL");
+            all.push(Backend { name: "postgres", store: Arc::new(store), _keep: None });
+        }
+        Err(_) => eprintln!("store suite: PostgreSQL skipped; set SCIMD_TEST_POSTGRES_URL=postgres://… to run it too"),
+    }
+    all
 }
 
 const T0: OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
@@ -82,7 +97,7 @@ fn event(tenant: &str, at: OffsetDateTime, outcome: Outcome) -> Event {
 
 #[tokio::test]
 async fn settings_are_kept_and_overwritten() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         assert_eq!(s.setting("k").await.expect("read"), None, "{}", b.name);
         s.set_setting("k", "one").await.expect("write");
@@ -93,7 +108,7 @@ async fn settings_are_kept_and_overwritten() {
 
 #[tokio::test]
 async fn tenant_names_are_unique() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         s.insert_tenant(&tenant("t1", "acme")).await.expect("insert");
         assert_eq!(s.tenant_by_name("acme").await.expect("by name").map(|t| t.id).as_deref(), Some("t1"));
@@ -109,7 +124,7 @@ async fn tenant_names_are_unique() {
 
 #[tokio::test]
 async fn accounts_sessions_and_api_keys_keep_their_contract() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         s.insert_tenant(&tenant("t1", "acme")).await.expect("tenant");
         assert!(!s.has_operator_account().await.expect("any operator"));
@@ -172,7 +187,7 @@ async fn accounts_sessions_and_api_keys_keep_their_contract() {
 
 #[tokio::test]
 async fn the_first_operator_is_made_once_and_only_with_the_code() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         s.set_setting("setup", "code-hash").await.expect("code");
         let first = account("a1", "first@x.test", Role::Operator);
@@ -186,7 +201,7 @@ async fn the_first_operator_is_made_once_and_only_with_the_code() {
 
 #[tokio::test]
 async fn the_audit_log_pages_back_newest_first() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         for (i, tenant) in ["t1", "t2", "t1"].iter().enumerate() {
             let entry = AuditEntry {
@@ -213,7 +228,7 @@ async fn the_audit_log_pages_back_newest_first() {
 
 #[tokio::test]
 async fn events_are_counted_per_day_and_outcome() {
-    for b in backends() {
+    for b in backends().await {
         let s = &b.store;
         let day1 = datetime!(2026-12-05 10:00 UTC);
         let day2 = datetime!(2026-12-06 23:59 UTC);

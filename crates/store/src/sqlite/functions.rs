@@ -7,11 +7,10 @@ use std::sync::Arc;
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, Error};
-use scim_proto::schema::AttrType;
 use scim_proto::{AttrPath, Filter, ResourceKind};
 use serde_json::Value;
 
-use super::rows::fold;
+use crate::columns::SortKey;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -53,40 +52,12 @@ pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The value a resource sorts by (RFC 7644 §3.4.2.3): a multi-valued attribute sorts by its
-/// primary (else first) value; strings that are not caseExact sort case-insensitively.
+/// A sort key as SQLite orders it: text, integers and reals; no value is NULL.
 fn sort_key(doc: &Value, kind: ResourceKind, path: &AttrPath) -> ToSqlOutput<'static> {
-    let rt = kind.resource_type();
-    let resolved = rt.resolve(path);
-    let case_exact = resolved.is_some_and(|r| r.leaf().case_exact);
-    let container = match resolved {
-        Some(r) if r.in_extension => get_ci(doc, &r.schema.id),
-        _ => Some(doc),
-    };
-    let mut value = container.and_then(|c| get_ci(c, &path.name));
-    if let Some(Value::Array(items)) = value {
-        value = items.iter().find(|i| i.get("primary").and_then(Value::as_bool) == Some(true)).or(items.first());
-    }
-    let sub = path.sub.as_deref().or(match resolved {
-        Some(r) if r.attr.kind == AttrType::Complex && r.sub.is_none() => Some("value"),
-        _ => None,
-    });
-    if let (Some(sub), Some(v @ Value::Object(_))) = (sub, value) {
-        value = get_ci(v, sub);
-    }
-    let out = match value {
-        Some(Value::String(s)) if case_exact => SqlValue::Text(s.clone()),
-        Some(Value::String(s)) => SqlValue::Text(fold(s)),
-        Some(Value::Bool(b)) => SqlValue::Integer(i64::from(*b)),
-        Some(Value::Number(n)) => {
-            n.as_i64().map(SqlValue::Integer).unwrap_or_else(|| SqlValue::Real(n.as_f64().unwrap_or(0.0)))
-        }
-        _ => SqlValue::Null,
-    };
-    ToSqlOutput::Owned(out)
-}
-
-/// Looks a key up case-insensitively (attribute names are case-insensitive).
-fn get_ci<'a>(obj: &'a Value, key: &str) -> Option<&'a Value> {
-    scim_proto::json::get_ci(obj.as_object()?, key)
+    ToSqlOutput::Owned(match crate::columns::sort_key(doc, kind, path) {
+        Some(SortKey::Text(s)) => SqlValue::Text(s),
+        Some(SortKey::Integer(i)) => SqlValue::Integer(i),
+        Some(SortKey::Real(r)) => SqlValue::Real(r),
+        None => SqlValue::Null,
+    })
 }

@@ -4,8 +4,8 @@
 
 mod access;
 mod events;
-mod filter_sql;
 mod functions;
+mod list;
 mod provisioning;
 mod rows;
 mod webhooks;
@@ -29,7 +29,8 @@ use scimd_domain::token::TokenRecord;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
-use rows::{IndexedColumns, Member, PlacementColumns, resource_from_row, tenant_from_row, token_from_row};
+use crate::columns::{IndexedColumns, Member, PlacementColumns, RESOURCE_COLUMNS, VISIBLE, WRITTEN};
+use rows::{resource_from_row, tenant_from_row, token_from_row};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
@@ -38,8 +39,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_access.sql"),
 ];
 const READERS: usize = 4;
-/// Resources SCIM may see: users the IdP deleted under the preserve policy are kept but hidden.
-pub(super) const VISIBLE: &str = "(r.state IS NULL OR r.state <> 'deleted')";
 const DB_FILE: &str = "scimd.db";
 
 /// The store on an embedded SQLite database.
@@ -395,7 +394,7 @@ impl Store for SqliteStore {
             let res = c
                 .prepare_cached(&format!(
                     "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = ?3 AND {VISIBLE}",
-                    rows::RESOURCE_COLUMNS
+                    RESOURCE_COLUMNS
                 ))
                 .and_then(|mut s| {
                     s.query_row(params![tenant, id, ResourceKind::name(kind)], resource_from_row).optional()
@@ -441,7 +440,7 @@ impl Store for SqliteStore {
         relations: bool,
     ) -> Result<Page, StoreError> {
         let (tenant, query) = (tenant.to_owned(), query.clone());
-        self.read(move |c| filter_sql::run_query(c, &tenant, kind, &query, relations)).await
+        self.read(move |c| list::run_query(c, &tenant, kind, &query, relations)).await
     }
 
     async fn resource_kinds(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, ResourceKind>, StoreError> {
@@ -484,7 +483,7 @@ impl Store for SqliteStore {
         user_name: &str,
         email: Option<&str>,
     ) -> Result<Option<StoredResource>, StoreError> {
-        let (tenant, name, email) = (tenant.to_owned(), rows::fold(user_name), email.map(str::to_owned));
+        let (tenant, name, email) = (tenant.to_owned(), crate::columns::fold(user_name), email.map(str::to_owned));
         self.read(move |c| provisioning::find_user(c, &tenant, &name, email.as_deref())).await
     }
 
@@ -494,7 +493,7 @@ impl Store for SqliteStore {
             let res = c
                 .prepare_cached(&format!(
                     "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = 'User'",
-                    rows::RESOURCE_COLUMNS
+                    RESOURCE_COLUMNS
                 ))
                 .and_then(|mut s| s.query_row(params![tenant, id], resource_from_row).optional())
                 .map_err(backend)?;
@@ -510,7 +509,7 @@ impl Store for SqliteStore {
                 .prepare_cached(&format!(
                     "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.state = 'pending'
                      ORDER BY r.state_since, r.seq LIMIT ?2 OFFSET ?3",
-                    rows::RESOURCE_COLUMNS
+                    RESOURCE_COLUMNS
                 ))
                 .map_err(backend)?;
             let rows = stmt.query_map(params![tenant, limit, offset], resource_from_row).map_err(backend)?;
@@ -549,7 +548,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let sql = format!(
                 "SELECT {} FROM resources r WHERE {filter} ORDER BY r.seq DESC LIMIT ?7 OFFSET ?8",
-                rows::RESOURCE_COLUMNS
+                RESOURCE_COLUMNS
             );
             let page = all(
                 c,
@@ -728,33 +727,10 @@ impl Store for SqliteStore {
     }
 }
 
-/// The columns every write of a resource sets, in the order of [`written_values`]: insert and
-/// update are built from this one list, so that they can never disagree.
-const WRITTEN: [&str; 17] = [
-    "user_name",
-    "user_name_fold",
-    "external_id",
-    "display_name",
-    "display_name_fold",
-    "active",
-    "modified",
-    "version",
-    "doc",
-    "state",
-    "state_since",
-    "profile_id",
-    "region_id",
-    "pending_cause",
-    "preserved_by",
-    "managed_by",
-    "claimed_email",
-];
-
 /// The values of [`WRITTEN`] for a resource.
 fn written_values(res: &StoredResource, cols: &IndexedColumns) -> Vec<SqlValue> {
     let p = PlacementColumns::of(res.placement.as_ref());
     let text = |v: &Option<String>| v.clone().map_or(SqlValue::Null, SqlValue::Text);
-    let name = |v: Option<&'static str>| v.map_or(SqlValue::Null, |s| SqlValue::Text(s.to_owned()));
     vec![
         text(&cols.user_name),
         text(&cols.user_name_fold),
@@ -765,13 +741,13 @@ fn written_values(res: &StoredResource, cols: &IndexedColumns) -> Vec<SqlValue> 
         SqlValue::Text(format_time(res.modified)),
         SqlValue::Integer(res.version as i64),
         SqlValue::Text(cols.doc.clone()),
-        name(p.state),
-        text(&p.since),
+        text(&p.state),
+        text(&p.since.map(format_time)),
         text(&p.profile_id),
         text(&p.region_id),
-        name(p.pending_cause),
-        name(p.preserved_by),
-        name(p.managed_by),
+        text(&p.pending_cause),
+        text(&p.preserved_by),
+        text(&p.managed_by),
         text(&p.claimed_email),
     ]
 }

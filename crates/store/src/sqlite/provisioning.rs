@@ -8,8 +8,9 @@ use scimd_domain::resources::StoredResource;
 use scimd_domain::store::{EmailHolder, ProvisionError, ResourceWrite, Step, StepRefusal, StoreError};
 use time::OffsetDateTime;
 
-use super::rows::{RESOURCE_COLUMNS, resource_from_row};
+use super::rows::resource_from_row;
 use super::{backend, conflict_or_backend, delete_row, insert_row, update_row};
+use crate::columns::RESOURCE_COLUMNS;
 
 pub(super) const REGION_COLUMNS: &str =
     "id, name, health, health_since, probe_url, probe_interval_seconds, last_probe_at, last_probe_result";

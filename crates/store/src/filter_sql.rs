@@ -1,35 +1,83 @@
-//! Filters to SQL. Attributes that IdPs query (`id`, `externalId`, `userName`, `displayName`,
-//! `active`, `meta.created`, `meta.lastModified`, emails, group membership) compile to predicates
-//! on indexed columns; any other part of a filter is handed to `scim_match`, which runs the
-//! in-memory evaluator on the row. Every predicate is two-valued (never NULL), so `not` means
+//! Filters to SQL, for both backends. Attributes that IdPs query (`id`, `externalId`, `userName`,
+//! `displayName`, `active`, `meta.created`, `meta.lastModified`, emails, group membership) compile
+//! to predicates on indexed columns. Every predicate is two-valued (never NULL), so `not` means
 //! exactly what it means in memory.
+//!
+//! Any other part of a filter is evaluated by the protocol core's own evaluator: inside SQLite as
+//! the `scim_match` function; on PostgreSQL, which cannot run our code, the SQL keeps a superset
+//! of the matches (that part reads as TRUE) and the store evaluates the whole filter on those
+//! candidates ([`Sql::residual`]).
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, params_from_iter};
 use scim_proto::schema::{GROUP_SCHEMA, USER_SCHEMA};
 use scim_proto::{AttrPath, CompValue, CompareOp, Filter, ResourceKind};
-use scimd_domain::clock::{format_time, parse_time};
-use scimd_domain::query::{ListQuery, Page};
+use scimd_domain::clock::parse_time;
+use scimd_domain::query::ListQuery;
 use scimd_domain::store::StoreError;
+use time::OffsetDateTime;
 
-use super::backend;
-use super::rows::{RESOURCE_COLUMNS, fold, load_relations, resource_from_row};
+use crate::columns::{VISIBLE, fold};
+
+/// The SQL a backend speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `?` parameters, 0/1 booleans, times as fixed-width text, `scim_match` for the rest.
+    Sqlite,
+    /// `$n` parameters, real booleans and timestamps, the rest evaluated by the store.
+    Postgres,
+}
+
+/// A parameter value, turned into the backend's own type when bound.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param {
+    /// Text.
+    Text(String),
+    /// An integer.
+    Int(i64),
+    /// A boolean (SQLite binds 0 or 1).
+    Bool(bool),
+    /// A time (SQLite binds its fixed-width text form).
+    Time(OffsetDateTime),
+}
 
 /// SQL text with its positional parameters.
-#[derive(Debug, Default)]
-pub(super) struct Sql {
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub dialect: Dialect,
     pub text: String,
-    pub params: Vec<SqlValue>,
+    pub params: Vec<Param>,
+    /// Set when part of the filter is not in the SQL (PostgreSQL): the rows it selects are
+    /// candidates, and the filter must be evaluated on each.
+    pub residual: bool,
 }
 
 impl Sql {
-    fn push(&mut self, text: &str) {
+    /// Empty SQL in `dialect`.
+    pub fn new(dialect: Dialect) -> Self {
+        Sql { dialect, text: String::new(), params: Vec::new(), residual: false }
+    }
+
+    /// Appends text.
+    pub fn push(&mut self, text: &str) {
         self.text.push_str(text);
     }
 
-    fn param(&mut self, value: impl Into<SqlValue>) {
-        self.text.push('?');
-        self.params.push(value.into());
+    /// Appends a parameter's placeholder and keeps its value.
+    pub fn param(&mut self, value: Param) {
+        self.params.push(value);
+        match self.dialect {
+            Dialect::Sqlite => self.text.push('?'),
+            Dialect::Postgres => self.text.push_str(&format!("${}", self.params.len())),
+        }
+    }
+
+    /// A predicate that always holds, or never does.
+    fn constant(&mut self, holds: bool) {
+        self.push(match (self.dialect, holds) {
+            (Dialect::Sqlite, true) => "1",
+            (Dialect::Sqlite, false) => "0",
+            (Dialect::Postgres, true) => "TRUE",
+            (Dialect::Postgres, false) => "FALSE",
+        });
     }
 }
 
@@ -147,7 +195,7 @@ fn uses_index(filter: &Filter, kind: ResourceKind) -> bool {
 }
 
 /// Appends the SQL of `filter` for resources of `kind` (aliased `r`).
-pub(super) fn compile(filter: &Filter, kind: ResourceKind, out: &mut Sql) -> Result<(), StoreError> {
+pub(crate) fn compile(filter: &Filter, kind: ResourceKind, out: &mut Sql) -> Result<(), StoreError> {
     if !uses_index(filter, kind) {
         return in_memory(filter, out);
     }
@@ -161,6 +209,9 @@ pub(super) fn compile(filter: &Filter, kind: ResourceKind, out: &mut Sql) -> Res
             out.push(")");
             Ok(())
         }
+        // The negation of a superset is not one: on PostgreSQL a `not` over anything evaluated
+        // in memory is evaluated in memory whole.
+        Filter::Not(a) if out.dialect == Dialect::Postgres && has_residual(a, kind) => in_memory(filter, out),
         Filter::Not(a) => {
             out.push("(NOT ");
             compile(a, kind, out)?;
@@ -182,10 +233,24 @@ pub(super) fn compile(filter: &Filter, kind: ResourceKind, out: &mut Sql) -> Res
     }
 }
 
+/// Whether compiling `filter` leaves any part to the in-memory evaluator.
+fn has_residual(filter: &Filter, kind: ResourceKind) -> bool {
+    let mut probe = Sql::new(Dialect::Postgres);
+    compile(filter, kind, &mut probe).is_err() || probe.residual
+}
+
 fn in_memory(filter: &Filter, out: &mut Sql) -> Result<(), StoreError> {
-    out.push("scim_match(r.kind, r.doc, ");
-    out.param(filter.to_string());
-    out.push(")");
+    match out.dialect {
+        Dialect::Sqlite => {
+            out.push("scim_match(r.kind, r.doc, ");
+            out.param(Param::Text(filter.to_string()));
+            out.push(")");
+        }
+        Dialect::Postgres => {
+            out.residual = true;
+            out.constant(true);
+        }
+    }
     Ok(())
 }
 
@@ -263,31 +328,39 @@ fn compile_element(filter: &Filter, rel: Relation, out: &mut Sql) -> Result<(), 
 
 /// A two-valued predicate on one column; `cmp` is `None` for `pr`.
 fn predicate(col: Column, cmp: Option<(CompareOp, &CompValue)>, out: &mut Sql) -> Result<(), StoreError> {
-    let c = col.expr;
+    let mut c = col.expr.to_owned();
     let Some((op, value)) = cmp else {
-        out.push(&format!("({c} IS NOT NULL AND {c} <> '')"));
+        match col.ty {
+            ColType::Folded | ColType::Exact => out.push(&format!("({c} IS NOT NULL AND {c} <> '')")),
+            ColType::Bool | ColType::Time => out.push(&format!("({c} IS NOT NULL)")),
+        }
         return Ok(());
     };
-    let param: SqlValue = match (col.ty, value) {
+    let textual = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
+    let param = match (col.ty, value) {
         (_, CompValue::Null) => {
             match op {
                 CompareOp::Eq => out.push(&format!("({c} IS NULL)")),
                 CompareOp::Ne => out.push(&format!("({c} IS NOT NULL)")),
-                _ => out.push("0"),
+                _ => out.constant(false),
             }
             return Ok(());
         }
-        (ColType::Folded, CompValue::Str(s)) => SqlValue::Text(fold(s)),
-        (ColType::Exact, CompValue::Str(s)) => SqlValue::Text(s.clone()),
-        (ColType::Bool, CompValue::Bool(b)) => SqlValue::Integer(i64::from(*b)),
+        (ColType::Folded, CompValue::Str(s)) => Param::Text(fold(s)),
+        (ColType::Exact, CompValue::Str(s)) => Param::Text(s.clone()),
+        (ColType::Bool, CompValue::Bool(b)) => Param::Bool(*b),
         (ColType::Bool, CompValue::Str(s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
-            SqlValue::Integer(i64::from(s.eq_ignore_ascii_case("true")))
+            Param::Bool(s.eq_ignore_ascii_case("true"))
         }
-        (ColType::Time, CompValue::Str(s)) if matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) => {
-            SqlValue::Text(s.clone())
+        // A time compared as text is compared in scimd's fixed-width text form.
+        (ColType::Time, CompValue::Str(s)) if textual => {
+            if out.dialect == Dialect::Postgres {
+                c = format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+            }
+            Param::Text(s.clone())
         }
         (ColType::Time, CompValue::Str(s)) => match parse_time(s) {
-            Some(t) => SqlValue::Text(format_time(t)),
+            Some(t) => Param::Time(t),
             None => {
                 return Err(StoreError::Unsupported(format!(
                     "\"{s}\" is not a date-time: compare meta.created and meta.lastModified with an RFC 3339 \
@@ -297,16 +370,17 @@ fn predicate(col: Column, cmp: Option<(CompareOp, &CompValue)>, out: &mut Sql) -
         },
         // A value of another type never equals the attribute; `ne` therefore always holds.
         _ => {
-            out.push(if op == CompareOp::Ne { "1" } else { "0" });
+            out.constant(op == CompareOp::Ne);
             return Ok(());
         }
     };
     let ordering = matches!(op, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le);
     if col.ty == ColType::Bool && !matches!(op, CompareOp::Eq | CompareOp::Ne) {
-        out.push("0");
+        out.constant(false);
         return Ok(());
     }
-    let text = matches!(param, SqlValue::Text(_));
+    let text = matches!(param, Param::Text(_));
+    let pg = out.dialect == Dialect::Postgres;
     match op {
         CompareOp::Eq => {
             out.push(&format!("({c} IS NOT NULL AND {c} = "));
@@ -330,12 +404,19 @@ fn predicate(col: Column, cmp: Option<(CompareOp, &CompValue)>, out: &mut Sql) -
             out.push(")");
         }
         CompareOp::Co if text => {
-            out.push(&format!("({c} IS NOT NULL AND instr({c}, "));
+            out.push(&format!("({c} IS NOT NULL AND {}({c}, ", if pg { "strpos" } else { "instr" }));
             out.param(param);
             out.push(") > 0)");
         }
         CompareOp::Sw if text => {
             out.push(&format!("({c} IS NOT NULL AND substr({c}, 1, length("));
+            out.param(param.clone());
+            out.push(")) = ");
+            out.param(param);
+            out.push(")");
+        }
+        CompareOp::Ew if text && pg => {
+            out.push(&format!("({c} IS NOT NULL AND right({c}, length("));
             out.param(param.clone());
             out.push(")) = ");
             out.param(param);
@@ -353,15 +434,18 @@ fn predicate(col: Column, cmp: Option<(CompareOp, &CompValue)>, out: &mut Sql) -
             out.param(param);
             out.push(")))");
         }
-        _ => out.push("0"),
+        _ => out.constant(false),
     }
     Ok(())
 }
 
 /// The ORDER BY of a query: the sort attribute, then insertion order. Resources without a value
-/// come last ascending and first descending (RFC 7644 §3.4.2.3).
-fn order_by(query: &ListQuery, kind: ResourceKind, out: &mut Sql) -> Result<(), StoreError> {
+/// come last ascending and first descending (RFC 7644 §3.4.2.3). Returns `false` when the sort
+/// attribute has no column and the dialect cannot compute its key (PostgreSQL): the rows are
+/// then in insertion order and the store sorts them with [`crate::columns::sort_key`].
+pub(crate) fn order_by(query: &ListQuery, kind: ResourceKind, out: &mut Sql) -> Result<bool, StoreError> {
     out.push(" ORDER BY ");
+    let mut sorted = true;
     if let Some(path) = &query.sort_by {
         let dir = if query.descending { "DESC" } else { "ASC" };
         match target(path, kind)? {
@@ -372,70 +456,40 @@ fn order_by(query: &ListQuery, kind: ResourceKind, out: &mut Sql) -> Result<(), 
                     "sorting by {path} is not supported: sort by an attribute of the resource itself"
                 )));
             }
-            Target::Related(Relation::Emails, _) | Target::Memory => {
-                out.push("scim_sort_key(r.kind, r.doc, ");
-                out.param(path.to_string());
-                out.push(&format!(") IS NULL {dir}, scim_sort_key(r.kind, r.doc, "));
-                out.param(path.to_string());
-                out.push(&format!(") {dir}, "));
-            }
+            Target::Related(Relation::Emails, _) | Target::Memory => match out.dialect {
+                Dialect::Sqlite => {
+                    out.push("scim_sort_key(r.kind, r.doc, ");
+                    out.param(Param::Text(path.to_string()));
+                    out.push(&format!(") IS NULL {dir}, scim_sort_key(r.kind, r.doc, "));
+                    out.param(Param::Text(path.to_string()));
+                    out.push(&format!(") {dir}, "));
+                }
+                Dialect::Postgres => sorted = false,
+            },
         }
     }
     out.push("r.seq");
-    Ok(())
+    Ok(sorted)
 }
 
-/// Runs a list query: the exact total, then the page.
-pub(super) fn run_query(
-    c: &Connection,
+/// The `FROM … WHERE …` of a list query: a tenant's visible resources of one kind that match
+/// the query's filter (or, with [`Sql::residual`], the candidates for it).
+pub(crate) fn list_from(
+    dialect: Dialect,
     tenant: &str,
     kind: ResourceKind,
     query: &ListQuery,
-    relations: bool,
-) -> Result<Page, StoreError> {
-    let mut filter = Sql::default();
-    filter.push(" FROM resources r WHERE r.tenant_id = ");
-    filter.param(tenant.to_owned());
-    filter.push(" AND r.kind = ");
-    filter.param(kind.name().to_owned());
-    filter.push(" AND ");
-    filter.push(super::VISIBLE);
+) -> Result<Sql, StoreError> {
+    let mut sql = Sql::new(dialect);
+    sql.push(" FROM resources r WHERE r.tenant_id = ");
+    sql.param(Param::Text(tenant.to_owned()));
+    sql.push(" AND r.kind = ");
+    sql.param(Param::Text(kind.name().to_owned()));
+    sql.push(" AND ");
+    sql.push(VISIBLE);
     if let Some(f) = &query.filter {
-        filter.push(" AND ");
-        compile(f, kind, &mut filter)?;
+        sql.push(" AND ");
+        compile(f, kind, &mut sql)?;
     }
-    let count_sql = format!("SELECT COUNT(*){}", filter.text);
-    let total: i64 = c
-        .prepare_cached(&count_sql)
-        .and_then(|mut s| s.query_row(params_from_iter(filter.params.iter()), |r| r.get(0)))
-        .map_err(sql_error)?;
-    let total = total as u64;
-    let offset = query.start_index.saturating_sub(1);
-    if query.count == 0 || offset >= total {
-        return Ok(Page { total, resources: Vec::new() });
-    }
-    let mut page = Sql { text: format!("SELECT {RESOURCE_COLUMNS}{}", filter.text), params: filter.params };
-    order_by(query, kind, &mut page)?;
-    page.push(" LIMIT ");
-    page.param(query.count.min(i64::MAX as u64) as i64);
-    page.push(" OFFSET ");
-    page.param(offset.min(i64::MAX as u64) as i64);
-    let mut stmt = c.prepare_cached(&page.text).map_err(sql_error)?;
-    let rows = stmt.query_map(params_from_iter(page.params.iter()), resource_from_row).map_err(sql_error)?;
-    let mut resources = Vec::new();
-    for row in rows {
-        resources.push(row.map_err(sql_error)??);
-    }
-    if relations {
-        load_relations(c, tenant, kind, &mut resources)?;
-    }
-    Ok(Page { total, resources })
-}
-
-/// An error raised inside `scim_match` is the client's filter's fault; anything else is ours.
-fn sql_error(e: rusqlite::Error) -> StoreError {
-    match &e {
-        rusqlite::Error::UserFunctionError(inner) => StoreError::Unsupported(inner.to_string()),
-        _ => backend(e),
-    }
+    Ok(sql)
 }

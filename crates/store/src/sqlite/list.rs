@@ -1,0 +1,73 @@
+//! List queries on SQLite: the filter compiles whole (with `scim_match` for what has no column),
+//! so the database counts and pages.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, params_from_iter};
+use scim_proto::ResourceKind;
+use scimd_domain::clock::format_time;
+use scimd_domain::query::{ListQuery, Page};
+use scimd_domain::store::StoreError;
+
+use super::backend;
+use super::rows::{load_relations, resource_from_row};
+use crate::columns::RESOURCE_COLUMNS;
+use crate::filter_sql::{self, Dialect, Param, Sql};
+
+/// A parameter as SQLite binds it.
+fn value(param: &Param) -> SqlValue {
+    match param {
+        Param::Text(s) => SqlValue::Text(s.clone()),
+        Param::Int(i) => SqlValue::Integer(*i),
+        Param::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Param::Time(t) => SqlValue::Text(format_time(*t)),
+    }
+}
+
+fn values(sql: &Sql) -> Vec<SqlValue> {
+    sql.params.iter().map(value).collect()
+}
+
+/// Runs a list query: the exact total, then the page.
+pub(super) fn run_query(
+    c: &Connection,
+    tenant: &str,
+    kind: ResourceKind,
+    query: &ListQuery,
+    relations: bool,
+) -> Result<Page, StoreError> {
+    let filter = filter_sql::list_from(Dialect::Sqlite, tenant, kind, query)?;
+    let count_sql = format!("SELECT COUNT(*){}", filter.text);
+    let total: i64 = c
+        .prepare_cached(&count_sql)
+        .and_then(|mut s| s.query_row(params_from_iter(values(&filter)), |r| r.get(0)))
+        .map_err(sql_error)?;
+    let total = total as u64;
+    let offset = query.start_index.saturating_sub(1);
+    if query.count == 0 || offset >= total {
+        return Ok(Page { total, resources: Vec::new() });
+    }
+    let mut page = Sql { text: format!("SELECT {RESOURCE_COLUMNS}{}", filter.text), ..filter };
+    filter_sql::order_by(query, kind, &mut page)?;
+    page.push(" LIMIT ");
+    page.param(Param::Int(query.count.min(i64::MAX as u64) as i64));
+    page.push(" OFFSET ");
+    page.param(Param::Int(offset.min(i64::MAX as u64) as i64));
+    let mut stmt = c.prepare_cached(&page.text).map_err(sql_error)?;
+    let rows = stmt.query_map(params_from_iter(values(&page)), resource_from_row).map_err(sql_error)?;
+    let mut resources = Vec::new();
+    for row in rows {
+        resources.push(row.map_err(sql_error)??);
+    }
+    if relations {
+        load_relations(c, tenant, kind, &mut resources)?;
+    }
+    Ok(Page { total, resources })
+}
+
+/// An error raised inside `scim_match` is the client's filter's fault; anything else is ours.
+fn sql_error(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::UserFunctionError(inner) => StoreError::Unsupported(inner.to_string()),
+        _ => backend(e),
+    }
+}
