@@ -6,53 +6,65 @@ use scimd_domain::access::audit::Change;
 use scimd_domain::access::{Principal, Role};
 use scimd_domain::clock::{SystemClock, SystemRandom, format_time};
 use scimd_domain::doctor::DoctorOptions;
+use scimd_domain::store::Store;
 use scimd_domain::token::TokenRequest;
 use scimd_domain::{Limits, Service};
 use scimd_server::{AppState, Settings};
-use scimd_store::SqliteStore;
+use scimd_store::{PostgresStore, SqliteStore};
 
 use crate::config::{
-    AdminCommand, Cli, Command, DoctorArgs, FileConfig, Format, RegionCommand, ServeConfig, TenantCommand,
-    TokenCommand, data_dir,
+    AdminCommand, Cli, Command, Database, DoctorArgs, FileConfig, Format, RegionCommand, ServeConfig, TenantCommand,
+    TokenCommand,
 };
 
 /// The tenant created on first start.
 const DEFAULT_TENANT: &str = "default";
 
-fn open_service(dir: &std::path::Path) -> Result<Service, String> {
-    let store = SqliteStore::open(dir).map_err(|e| format!("cannot open the database in {}: {e}", dir.display()))?;
-    Ok(Service::new(Arc::new(store), Arc::new(SystemClock), Arc::new(SystemRandom), Limits::default()))
+async fn open_service(database: &Database) -> Result<Service, String> {
+    let store: Arc<dyn Store> = match database {
+        Database::Embedded(dir) => {
+            Arc::new(SqliteStore::open(dir).map_err(|e| format!("cannot open the database in {}: {e}", dir.display()))?)
+        }
+        Database::Postgres { url, pool_size } => Arc::new(
+            PostgresStore::connect(url, *pool_size)
+                .await
+                .map_err(|e| format!("cannot open the database ({}): {e}", database.describe()))?,
+        ),
+    };
+    Ok(Service::new(store, Arc::new(SystemClock), Arc::new(SystemRandom), Limits::default()))
 }
 
 /// Runs a parsed command line; `Ok` carries the exit status (nonzero only for the doctor's
 /// warnings and errors).
 pub async fn run(cli: Cli) -> Result<u8, String> {
     let file = FileConfig::load(cli.common.config.as_deref())?;
+    let database = Database::resolve(&cli.common, &file);
     match cli.command {
         Command::Serve(args) => {
             // From the environment only: a flag would show the secret in `ps`.
             let operator_token = std::env::var("SCIMD_OPERATOR_TOKEN").ok().filter(|t| !t.is_empty());
             serve(ServeConfig::resolve(&cli.common, &args, &file)?, operator_token).await.map(|()| 0)
         }
-        Command::Tenant(cmd) => tenant(&open_service(&data_dir(&cli.common, &file))?, cmd).await.map(|()| 0),
-        Command::Token(cmd) => token(&open_service(&data_dir(&cli.common, &file))?, cmd).await.map(|()| 0),
-        Command::Region(cmd) => region(&open_service(&data_dir(&cli.common, &file))?, cmd).await.map(|()| 0),
-        Command::Admin(cmd) => admin(&open_service(&data_dir(&cli.common, &file))?, cmd).await.map(|()| 0),
+        Command::Tenant(cmd) => tenant(&open_service(&database).await?, cmd).await.map(|()| 0),
+        Command::Token(cmd) => token(&open_service(&database).await?, cmd).await.map(|()| 0),
+        Command::Region(cmd) => region(&open_service(&database).await?, cmd).await.map(|()| 0),
+        Command::Admin(cmd) => admin(&open_service(&database).await?, cmd).await.map(|()| 0),
         Command::Doctor(args) => {
-            let dir = data_dir(&cli.common, &file);
-            if !dir.exists() {
+            if let Database::Embedded(dir) = &database
+                && !dir.exists()
+            {
                 // Opening would create an empty database and report on nothing.
                 return Err(format!("no scimd data directory at {} (give --data-dir)", dir.display()));
             }
             let public_url =
                 std::env::var("SCIMD_PUBLIC_URL").ok().filter(|u| !u.is_empty()).or_else(|| file.public_url.clone());
-            doctor(&open_service(&dir)?, args, public_url).await
+            doctor(&open_service(&database).await?, args, public_url).await
         }
     }
 }
 
 async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<(), String> {
-    let service = open_service(&config.data_dir)?;
+    let service = open_service(&config.database).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -63,16 +75,9 @@ async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<()
     println!("scimd {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
     println!("  SCIM base URL:   {origin}/scim/v2   (one URL for every tenant; the token selects the tenant)");
     println!("  Admin API:       {origin}/admin/api/v1   (OpenAPI: {origin}/admin/api/v1/openapi.json)");
-    println!("  Data directory:  {}", config.data_dir.display());
+    println!("  Database:        {}", config.database.describe());
     println!("  Provisioning log: events kept {} days", config.event_retention_days);
-    service.ensure_tenants_seeded().await.map_err(|e| e.to_string())?;
-    if service.tenants().await.map_err(|e| e.to_string())?.is_empty() {
-        let tenant = service.create_tenant(DEFAULT_TENANT).await.map_err(|e| e.to_string())?;
-        let issued = service.issue_token(&tenant.id, TokenRequest::default()).await.map_err(|e| e.to_string())?;
-        println!("First start: created the tenant \"{DEFAULT_TENANT}\" ({}).", tenant.id);
-        println!("  SCIM token (shown once, copy it now; expires {}):", format_time(issued.record.expires_at));
-        println!("    {}", issued.secret);
-    }
+    first_start(&service).await?;
     match service.ensure_operator_token(operator_token.as_deref()).await.map_err(|e| e.to_string())? {
         Some(secret) => {
             println!("  Operator token for the admin API (shown once, copy it now):");
@@ -88,15 +93,47 @@ async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<()
     } else {
         println!("  Console:         {origin}/console");
     }
+    let database_flag = match &config.database {
+        Database::Embedded(dir) => format!("--data-dir {}", dir.display()),
+        Database::Postgres { .. } => "--database-url …".to_owned(),
+    };
     println!(
-        "New SCIM token: scimd token new --tenant {DEFAULT_TENANT} --data-dir {}   (or POST /admin/api/v1/tenants/{{id}}/tokens)",
-        config.data_dir.display()
+        "New SCIM token: scimd token new --tenant {DEFAULT_TENANT} {database_flag}   (or POST /admin/api/v1/tenants/{{id}}/tokens)"
     );
 
     let settings = Settings { event_retention: time::Duration::days(i64::from(config.event_retention_days)) };
     let state = AppState::new(service, config.public_url, settings);
     scimd_server::serve(listener, state, shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))?;
     println!("scimd stopped: every in-flight request finished");
+    Ok(())
+}
+
+/// Seeds what a new deployment needs: the default tenant with its first token, and the default
+/// profile and mapping of every tenant. Several nodes may start at once on one database: a
+/// node that loses a race to another re-checks (it then finds the other node's work) and goes on.
+async fn first_start(service: &Service) -> Result<(), String> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match seed(service).await {
+            Err(e) if attempt < 3 => {
+                tracing::debug!("first start, attempt {attempt}: {e}; another node may be seeding, checking again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+            }
+            result => return result.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+async fn seed(service: &Service) -> Result<(), scimd_domain::DomainError> {
+    service.ensure_tenants_seeded().await?;
+    if service.tenants().await?.is_empty() {
+        let tenant = service.create_tenant(DEFAULT_TENANT).await?;
+        let issued = service.issue_token(&tenant.id, TokenRequest::default()).await?;
+        println!("First start: created the tenant \"{DEFAULT_TENANT}\" ({}).", tenant.id);
+        println!("  SCIM token (shown once, copy it now; expires {}):", format_time(issued.record.expires_at));
+        println!("    {}", issued.secret);
+    }
     Ok(())
 }
 

@@ -25,12 +25,56 @@ pub struct Cli {
 /// Settings every command shares.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// TOML configuration file (keys: listen, data_dir, public_url, event_retention_days).
+    /// TOML configuration file (keys: listen, data_dir, database_url, public_url,
+    /// event_retention_days).
     #[arg(long, env = "SCIMD_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Directory of the embedded database [default: ./scimd-data].
     #[arg(long, env = "SCIMD_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL instead of the embedded database (postgres://user:password@host:5432/db): the
+    /// deployment for several scimd nodes on one database. Overrides --data-dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Most connections this process opens to PostgreSQL.
+    #[arg(long, env = "SCIMD_DATABASE_POOL_SIZE", global = true, default_value_t = 16)]
+    pub database_pool_size: usize,
+}
+
+/// Where scimd keeps its state.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// The embedded SQLite database in this directory.
+    Embedded(PathBuf),
+    /// A PostgreSQL database shared by every node, with this pool size.
+    Postgres {
+        /// The connection URL (may hold a password: never printed).
+        url: String,
+        /// Most connections.
+        pool_size: usize,
+    },
+}
+
+impl Database {
+    /// The database after applying flag, environment, file and default, in that order.
+    pub fn resolve(common: &Common, file: &FileConfig) -> Self {
+        match common.database_url.clone().or_else(|| file.database_url.clone()).filter(|u| !u.is_empty()) {
+            Some(url) => Database::Postgres { url, pool_size: common.database_pool_size },
+            None => Database::Embedded(data_dir(common, file)),
+        }
+    }
+
+    /// What to tell a person about it: the directory, or the database's host and name.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Embedded(dir) => format!("embedded, in {}", dir.display()),
+            Database::Postgres { url, .. } => {
+                let after_credentials = url.rsplit_once('@').map_or(url.as_str(), |(_, rest)| rest);
+                let host_and_db = after_credentials.split('?').next().unwrap_or_default();
+                format!("PostgreSQL at {host_and_db}")
+            }
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +235,7 @@ fn parse_health(text: &str) -> Result<Health, String> {
 pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
     pub public_url: Option<String>,
     pub event_retention_days: Option<u32>,
 }
@@ -208,7 +253,7 @@ impl FileConfig {
 #[derive(Debug)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
-    pub data_dir: PathBuf,
+    pub database: Database,
     pub public_url: Option<String>,
     pub event_retention_days: u32,
 }
@@ -243,6 +288,6 @@ impl ServeConfig {
                 "--event-retention-days {event_retention_days} must be between 1 and {MAX_EVENT_RETENTION_DAYS}"
             ));
         }
-        Ok(ServeConfig { listen, data_dir: data_dir(common, file), public_url, event_retention_days })
+        Ok(ServeConfig { listen, database: Database::resolve(common, file), public_url, event_retention_days })
     }
 }

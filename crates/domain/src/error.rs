@@ -82,6 +82,8 @@ impl DomainError {
             DomainError::NotFound(_) => Cause::NotFound,
             // Admin-side refusals; SCIM requests, which the log records, do not meet them.
             DomainError::Conflict(_) | DomainError::Invalid(_) | DomainError::Forbidden(_) => Cause::InvalidRequest,
+            // Input the database cannot take (text with U+0000 on PostgreSQL) is the request's fault.
+            DomainError::Store(StoreError::Unsupported(_)) => Cause::InvalidRequest,
             DomainError::Store(_) => Cause::InternalError,
         }
     }

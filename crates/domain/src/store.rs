@@ -173,6 +173,9 @@ pub trait Store: EventStore + WebhookStore + AccessStore + Send + Sync + 'static
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Writes a cloud-wide setting.
     async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Writes a cloud-wide setting unless it is already set; `false` when it was (another node
+    /// starting at the same moment got there first).
+    async fn set_setting_once(&self, key: &str, value: &str) -> Result<bool, StoreError>;
 
     /// Adds a tenant; `Conflict { attribute: "name" }` when the name is taken.
     async fn insert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;

@@ -388,8 +388,10 @@ impl Service {
             return Ok(None);
         }
         let secret = format!("{OPERATOR_TOKEN_PREFIX}{}", self.random_string(SECRET_LEN));
-        self.store.set_setting(OPERATOR_TOKEN_SETTING, &hash_token(&secret)).await?;
-        Ok(Some(secret))
+        // Several nodes may start at once on one database: only the one whose token is kept
+        // shows it.
+        let kept = self.store.set_setting_once(OPERATOR_TOKEN_SETTING, &hash_token(&secret)).await?;
+        Ok(kept.then_some(secret))
     }
 
     /// Whether an `Authorization` header carries the operator token.

@@ -33,7 +33,7 @@ async fn backends() -> Vec<Backend> {
     match std::env::var("SCIMD_TEST_POSTGRES_URL") {
         Ok(url) => {
             static NEXT: AtomicU32 = AtomicU32::new(0);
-            let schema = format!("store_suite_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+            let schema = format!("scimd_test_{}_suite{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
             drop_schema(&url, &schema).await.expect("drop an old schema");
             let url = create_schema(&url, &schema).await.expect("create a schema");
             let store = PostgresStore::connect(&url, 4).await.expect("connect to PostgreSQL");

@@ -1,5 +1,9 @@
-//! Test kit: start a real scimd server in-process on a free port, over a temporary SQLite
-//! database, with a manual clock; and a small HTTP client for it. Test code only.
+//! Test kit: start a real scimd server in-process on a free port, over a temporary database, with
+//! a manual clock; and a small HTTP client for it. Test code only.
+//!
+//! The database is SQLite, or PostgreSQL when `SCIMD_TEST_BACKEND=postgres` (with
+//! `SCIMD_TEST_POSTGRES_URL`): each server then gets a schema of its own, so the whole suite runs
+//! on either backend and parallel tests never share state.
 
 #![warn(missing_docs)]
 
@@ -9,11 +13,12 @@ use reqwest::Method;
 use scimd_domain::access::{Principal, Role};
 use scimd_domain::clock::{ManualClock, SystemRandom};
 use scimd_domain::events::{Event, EventQuery};
+use scimd_domain::store::Store;
 use scimd_domain::tenant::Tenant;
 use scimd_domain::token::TokenRequest;
 use scimd_domain::{Limits, Service};
 use scimd_server::{AppState, EventRecorder, Metrics, Settings};
-use scimd_store::SqliteStore;
+use scimd_store::{PostgresStore, SqliteStore};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -39,9 +44,69 @@ pub struct TestServer {
     pub recorder: EventRecorder,
     /// The server's metrics (its own registry), e.g. to count a webhook delivery.
     pub metrics: Metrics,
+    /// The PostgreSQL URL of the server's schema, when it runs on PostgreSQL: more nodes can
+    /// start on it.
+    pub database_url: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
+}
+
+/// The PostgreSQL server the kit uses (`SCIMD_TEST_POSTGRES_URL`) when `SCIMD_TEST_BACKEND` is
+/// `postgres`; `None` runs on SQLite.
+pub fn postgres_url() -> Option<String> {
+    let wanted = std::env::var("SCIMD_TEST_BACKEND").is_ok_and(|b| b.eq_ignore_ascii_case("postgres"));
+    if !wanted {
+        return None;
+    }
+    let url = std::env::var("SCIMD_TEST_POSTGRES_URL")
+        .expect("SCIMD_TEST_BACKEND=postgres needs SCIMD_TEST_POSTGRES_URL=postgres://user@host:port/db");
+    Some(url)
+}
+
+/// Whether the kit's servers run on PostgreSQL.
+pub fn on_postgres() -> bool {
+    postgres_url().is_some()
+}
+
+/// A fresh PostgreSQL schema for one server, as the URL that uses it. Schemas left by test
+/// processes that have ended are dropped first (once per process).
+pub async fn fresh_postgres_schema(url: &str) -> String {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    SWEPT.get_or_init(|| sweep_schemas(url)).await;
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let schema = format!("scimd_test_{}_{n}", std::process::id());
+    scimd_store::postgres::create_schema(url, &schema).await.expect("create a PostgreSQL schema")
+}
+
+/// Drops the schemas of test processes that are no longer running.
+async fn sweep_schemas(url: &str) {
+    let Ok((client, connection)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else { return };
+    tokio::spawn(connection);
+    let Ok(rows) = client.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'scimd\\_test\\_%'", &[]).await
+    else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        let pid = name.split('_').nth(2).unwrap_or_default();
+        if !pid.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await;
+        }
+    }
+}
+
+/// Opens the database of a test server: SQLite in `dir`, or a fresh PostgreSQL schema.
+async fn open_store(dir: &std::path::Path) -> (Arc<dyn Store>, Option<String>) {
+    match postgres_url() {
+        Some(url) => {
+            let url = fresh_postgres_schema(&url).await;
+            let store = PostgresStore::connect(&url, 6).await.expect("connect to PostgreSQL");
+            (Arc::new(store), Some(url))
+        }
+        None => (Arc::new(SqliteStore::open(dir).expect("open store")), None),
+    }
 }
 
 impl TestServer {
@@ -53,9 +118,9 @@ impl TestServer {
     /// Starts a server with the given limits.
     pub async fn start_with(limits: Limits) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let store = SqliteStore::open(dir.path()).expect("open store");
+        let (store, database_url) = open_store(dir.path()).await;
         let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-        let service = Service::new(Arc::new(store), clock.clone(), Arc::new(SystemRandom), limits);
+        let service = Service::new(store, clock.clone(), Arc::new(SystemRandom), limits);
         service.ensure_operator_token(Some(OPERATOR_TOKEN)).await.expect("operator token");
         let tenant = service.create_tenant("acme").await.expect("tenant");
         let token = service.issue_token(&tenant.id, TokenRequest::default()).await.expect("token").secret;
@@ -79,6 +144,7 @@ impl TestServer {
             token,
             recorder,
             metrics,
+            database_url,
             shutdown: Some(tx),
             task: Some(task),
             _dir: dir,
@@ -126,9 +192,40 @@ impl TestServer {
         (tenant, token)
     }
 
-    /// The directory of the server's database.
+    /// The directory of the server's database (SQLite only).
     pub fn data_dir(&self) -> &std::path::Path {
         self._dir.path()
+    }
+
+    /// Runs a statement directly on the server's database (SQLite or PostgreSQL), for state no
+    /// API can make, such as a row left by an older version.
+    pub async fn execute_sql(&self, statement: &str) {
+        match &self.database_url {
+            Some(url) => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+                tokio::spawn(connection);
+                client.batch_execute(statement).await.expect("run SQL");
+            }
+            None => {
+                let db = rusqlite::Connection::open(self.data_dir().join("scimd.db")).expect("open db");
+                db.execute_batch(statement).expect("run SQL");
+            }
+        }
+    }
+
+    /// The single number a `SELECT count(*) …` on the server's database returns.
+    pub async fn count_sql(&self, query: &str) -> i64 {
+        match &self.database_url {
+            Some(url) => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+                tokio::spawn(connection);
+                client.query_one(query, &[]).await.expect("run SQL").get(0)
+            }
+            None => {
+                let db = rusqlite::Connection::open(self.data_dir().join("scimd.db")).expect("open db");
+                db.query_row(query, [], |r| r.get(0)).expect("run SQL")
+            }
+        }
     }
 
     /// Makes a console account with the password [`PASSWORD`].

@@ -11,6 +11,7 @@ use scim_proto::ScimError;
 use scimd_domain::DomainError;
 use scimd_domain::error::Refusal;
 use scimd_domain::events::Cause;
+use scimd_domain::store::StoreError;
 use scimd_domain::token::AuthError;
 use serde_json::json;
 
@@ -54,6 +55,7 @@ pub fn scim_error(e: &DomainError) -> ScimError {
         DomainError::Conflict(msg) => ScimError::uniqueness(msg.clone()),
         DomainError::Invalid(msg) => ScimError::invalid_value(msg.clone()),
         DomainError::Forbidden(msg) => ScimError::new(403, msg.clone()),
+        DomainError::Store(StoreError::Unsupported(detail)) => ScimError::invalid_value(detail.clone()),
         DomainError::Store(inner) => {
             tracing::error!(error = %inner, "store failure");
             ScimError::new(500, "scimd could not complete the request because of an internal error; retry later")
@@ -123,6 +125,9 @@ impl From<DomainError> for AdminFailure {
                 "invalid_request",
                 s.detail,
             ),
+            DomainError::Store(StoreError::Unsupported(detail)) => {
+                AdminFailure::new(StatusCode::BAD_REQUEST, "invalid_request", detail.clone())
+            }
             DomainError::Store(inner) => {
                 tracing::error!(error = %inner, "store failure");
                 AdminFailure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; retry later")

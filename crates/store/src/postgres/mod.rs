@@ -114,9 +114,13 @@ pub struct PostgresStore {
     pool: Pool,
 }
 
-/// Any database error, for logs; a server error ends with its SQLSTATE in parentheses.
+/// Any database error, for logs; a server error ends with its SQLSTATE in parentheses. Text
+/// PostgreSQL cannot hold (the NUL character) is the request's fault, not the database's.
 pub(crate) fn backend(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
+        Some(db) if *db.code() == SqlState::CHARACTER_NOT_IN_REPERTOIRE => StoreError::Unsupported(
+            "text containing the NUL character (U+0000) can be neither stored nor searched; remove it".into(),
+        ),
         Some(db) => StoreError::Backend(format!("PostgreSQL: {} ({})", db.message(), db.code().code())),
         None => StoreError::Backend(format!("PostgreSQL: {e}")),
     }
@@ -329,6 +333,19 @@ impl Store for PostgresStore {
             .await
             .map_err(backend)?;
             Ok(())
+        })
+    }
+
+    async fn set_setting_once(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        pg_write!(self, |tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                    &[&key, &value],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(n > 0)
         })
     }
 

@@ -255,6 +255,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_setting_once(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write(move |tx| {
+            let n = tx
+                .execute("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING", [key, value])
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn insert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
         let t = tenant.clone();
         self.write(move |tx| {

@@ -287,9 +287,12 @@ async fn operators_look_up_email_claims_and_release_only_stale_ones() {
     assert!(refused.html.contains("still exists"));
 
     // A claim whose user vanished (e.g. from before a bug fix) blocks the email everywhere.
-    let db = rusqlite::Connection::open(s.data_dir().join("scimd.db")).expect("open db");
-    db.execute("INSERT INTO email_claims (email, tenant_id, user_id, claimed_at) VALUES ('ghost@acme.test', ?1, 'gone', '2026-01-01T00:00:00.000000Z')", [&s.tenant.id])
-        .expect("insert stale claim");
+    s.execute_sql(&format!(
+        "INSERT INTO email_claims (email, tenant_id, user_id, claimed_at) \
+         VALUES ('ghost@acme.test', '{}', 'gone', '2026-01-01T00:00:00.000000Z')",
+        s.tenant.id
+    ))
+    .await;
     let (globex, token) = s.new_tenant("globex").await;
     let elsewhere = s.scim_with(Some(&token));
     let mut ghost = user("ghost");
@@ -406,9 +409,7 @@ async fn a_session_ends_after_twelve_hours_and_is_pruned() {
     let other = s.operator_console().await;
     s.clock.advance(time::Duration::hours(13));
     s.recorder.prune_now().await.expect("prune");
-    let db = rusqlite::Connection::open(s.data_dir().join("scimd.db")).expect("open db");
-    let left: i64 = db.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0)).expect("count");
-    assert_eq!(left, 0);
+    assert_eq!(s.count_sql("SELECT count(*) FROM sessions").await, 0);
     assert_eq!(other.get("/console/operator/tenants").await.status, 303);
 }
 
