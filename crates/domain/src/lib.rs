@@ -67,12 +67,33 @@ pub struct Service {
     /// Password hashing is deliberately slow: at most this many run at once, off the async
     /// workers, so that sign-ins cannot starve SCIM traffic.
     pub(crate) password_work: Arc<tokio::sync::Semaphore>,
+    /// This process among the nodes sharing the database: who holds a background job's lease.
+    node: Arc<str>,
 }
 
 impl Service {
     /// A service over the given parts.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, random: Arc<dyn Random>, limits: Limits) -> Self {
-        Service { store, clock, random, limits, password_work: Arc::new(tokio::sync::Semaphore::new(2)) }
+        let node = {
+            let mut bytes = [0u8; 8];
+            random.fill(&mut bytes);
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        Service {
+            store,
+            clock,
+            random,
+            limits,
+            password_work: Arc::new(tokio::sync::Semaphore::new(2)),
+            node: node.into(),
+        }
+    }
+
+    /// Whether this node may run background job `job` now: it holds (or has just taken) the
+    /// job's lease, renewed for `term`. Several nodes on one database then run each job once at
+    /// a time; when the holder dies, its lease runs out and another node takes the job over.
+    pub async fn lead(&self, job: &str, term: std::time::Duration) -> Result<bool> {
+        Ok(self.store.hold_lease(job, &self.node, term).await?)
     }
 
     /// A new identifier for a tenant, token or resource: a UUID v7 from the injected clock and

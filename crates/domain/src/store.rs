@@ -177,6 +177,11 @@ pub trait Store: EventStore + WebhookStore + AccessStore + Send + Sync + 'static
     /// starting at the same moment got there first).
     async fn set_setting_once(&self, key: &str, value: &str) -> Result<bool, StoreError>;
 
+    /// Takes or renews the lease of background job `job` for `holder` for `term`, unless another
+    /// holder's lease is still running; `true` while `holder` holds it. Time is the database's,
+    /// so that nodes need not agree on the clock.
+    async fn hold_lease(&self, job: &str, holder: &str, term: std::time::Duration) -> Result<bool, StoreError>;
+
     /// Adds a tenant; `Conflict { attribute: "name" }` when the name is taken.
     async fn insert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
     /// Every tenant, oldest first.

@@ -166,6 +166,10 @@ async fn write_loop(mut rx: mpsc::Receiver<Message>, service: Service, retention
                 // On its own task: deleting a month of events must not hold up the queue.
                 let service = service.clone();
                 tokio::spawn(async move {
+                    // One node prunes for all; the lease outlives a prune so that they take turns.
+                    if !service.lead("prune", PRUNE_EVERY).await.unwrap_or(false) {
+                        return;
+                    }
                     if let Err(e) = prune(&service, retention).await {
                         tracing::error!(error = %e, "could not prune the provisioning log");
                     }

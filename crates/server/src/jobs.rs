@@ -1,4 +1,5 @@
-//! Background work of a node: region health probes, the activation of pending users whose
+//! Background work, run by one node at a time (the holder of its lease): region health probes,
+//! the activation of pending users whose
 //! cause may have cleared without anyone touching scimd (a probe, a missed trigger), webhook
 //! deliveries and the evaluation of proactive warnings.
 
@@ -11,6 +12,9 @@ use crate::WebhookResult;
 
 /// How often the jobs look for work.
 const TICK: Duration = Duration::from_secs(5);
+/// The background jobs' lease: renewed every tick by the node that runs them; another node
+/// takes them over within this long after that node stops.
+pub const LEASE_TERM: Duration = Duration::from_secs(20);
 /// How often pending users are tried again regardless of triggers.
 const ACTIVATION_EVERY: u32 = 12;
 /// How long one probe may take.
@@ -38,6 +42,15 @@ pub fn start(service: Service, metrics: crate::Metrics) {
         let mut interval = tokio::time::interval(TICK);
         loop {
             interval.tick().await;
+            // Nodes sharing a database take turns by lease: one runs the jobs, the others wait.
+            match service.lead("background", LEASE_TERM).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the background jobs' lease");
+                    continue;
+                }
+            }
             if let Err(e) = probe_due(&service, &client).await {
                 tracing::warn!(error = %e, "region probes failed");
             }

@@ -259,3 +259,19 @@ async fn events_are_counted_per_day_and_outcome() {
         assert_eq!(s.events(&refused).await.expect("events").len(), 1);
     }
 }
+
+#[tokio::test]
+async fn a_job_lease_has_one_holder_until_it_runs_out() {
+    for b in backends().await {
+        let s = &b.store;
+        let term = std::time::Duration::from_millis(400);
+        assert!(s.hold_lease("jobs", "node-a", term).await.expect("take"), "{}", b.name);
+        assert!(!s.hold_lease("jobs", "node-b", term).await.expect("refused"), "{}: b took a's lease", b.name);
+        assert!(s.hold_lease("jobs", "node-a", term).await.expect("renew"), "{}: a cannot renew", b.name);
+        assert!(s.hold_lease("other", "node-b", term).await.expect("another job"), "{}", b.name);
+        // node-a stops renewing (it died): once the term runs out, node-b takes the job over.
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert!(s.hold_lease("jobs", "node-b", term).await.expect("take over"), "{}: no takeover", b.name);
+        assert!(!s.hold_lease("jobs", "node-a", term).await.expect("refused"), "{}: a came back", b.name);
+    }
+}

@@ -349,6 +349,22 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn hold_lease(&self, job: &str, holder: &str, term: Duration) -> Result<bool, StoreError> {
+        let term = term.as_secs_f64();
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "INSERT INTO job_leases (job, holder, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
+                 ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                 WHERE job_leases.holder = excluded.holder OR job_leases.expires_at < now()",
+                &[&job, &holder, &term],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(n > 0)
+    }
+
     async fn insert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
         let t = tenant;
         pg_write!(self, |tx| {

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_provisioning.sql"),
     include_str!("../../migrations/sqlite/0003_webhooks.sql"),
     include_str!("../../migrations/sqlite/0004_access.sql"),
+    include_str!("../../migrations/sqlite/0005_job_leases.sql"),
 ];
 const READERS: usize = 4;
 const DB_FILE: &str = "scimd.db";
@@ -260,6 +261,25 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let n = tx
                 .execute("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING", [key, value])
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn hold_lease(&self, job: &str, holder: &str, term: std::time::Duration) -> Result<bool, StoreError> {
+        let (job, holder) = (job.to_owned(), holder.to_owned());
+        let now = OffsetDateTime::now_utc();
+        let until = format_time(now + term);
+        let now = format_time(now);
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO job_leases (job, holder, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                     WHERE job_leases.holder = excluded.holder OR job_leases.expires_at < ?4",
+                    params![job, holder, until, now],
+                )
                 .map_err(backend)?;
             Ok(n > 0)
         })
