@@ -394,3 +394,100 @@ fn serve_prints_the_console_set_up_link_until_an_operator_exists() {
     assert!(!link.contains("setup"), "{link}");
     assert_eq!(page(again.port, &path).0, 403, "the old link no longer works");
 }
+
+/// Three `scimd serve` processes started at the same moment on one PostgreSQL schema, with SCIM
+/// traffic spread across them: the cloud's rules hold across nodes exactly as on one.
+#[test]
+fn three_nodes_on_one_postgresql_keep_the_cloud_rules() {
+    let Ok(base) = std::env::var("SCIMD_TEST_POSTGRES_URL") else {
+        eprintln!("multi-node test skipped: set SCIMD_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test");
+        return;
+    };
+    let schema = format!("scimd_test_{}_nodes", std::process::id());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(scimd_store::postgres::drop_schema(&base, &schema)).unwrap();
+    let url = runtime.block_on(scimd_store::postgres::create_schema(&base, &schema)).unwrap();
+    let op = "scimdop_multi-node-operator-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    // Started at once on an empty database: they race to migrate and seed it.
+    let nodes: Vec<Server> = (0..3)
+        .map(|_| {
+            let (dir, url) = (dir.path().to_owned(), url.clone());
+            std::thread::spawn(move || Server::start(&dir, &["--database-url", &url], &[("SCIMD_OPERATOR_TOKEN", op)]))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().expect("node started"))
+        .collect();
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    let admin = |i: usize, method: &str, path: &str, body: Option<&Value>| {
+        http(ports[i % 3], method, &format!("/admin/api/v1{path}"), Some(op), body)
+    };
+    let (status, tenants) = admin(0, "GET", "/tenants", None);
+    assert_eq!(status, 200);
+    assert_eq!(tenants["tenants"].as_array().map(Vec::len), Some(1), "seeded once: {tenants}");
+    let tenant = |i: usize, name: &str| -> (String, String) {
+        let (status, t) = admin(i, "POST", "/tenants", Some(&json!({ "name": name })));
+        assert_eq!(status, 201, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        let (status, token) = admin(i + 1, "POST", &format!("/tenants/{id}/tokens"), Some(&json!({})));
+        assert_eq!(status, 201, "{token}");
+        (id, token["token"].as_str().unwrap().to_owned())
+    };
+    let (acme, acme_token) = tenant(0, "acme");
+    let (_globex, globex_token) = tenant(1, "globex");
+    let user = |name: &str, email: &str| {
+        json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name,
+                "emails": [{ "value": email, "type": "work", "primary": true }] })
+    };
+
+    // The same email created in two tenants through two nodes at once: exactly one wins.
+    for round in 0..8 {
+        let email = format!("shared{round}@corp.test");
+        let a = send(ports[round % 3], "POST", "/scim/v2/Users", Some(&acme_token), Some(&user("a", &email)));
+        let b = send(ports[(round + 1) % 3], "POST", "/scim/v2/Users", Some(&globex_token), Some(&user("b", &email)));
+        let mut statuses = [receive(a).0, receive(b).0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409], "round {round}: {email}");
+        // Clear both tenants' users so the next round starts from nothing.
+        for token in [&acme_token, &globex_token] {
+            let (_, list) = http(ports[0], "GET", "/scim/v2/Users", Some(token), None);
+            for u in list["Resources"].as_array().cloned().unwrap_or_default() {
+                let id = u["id"].as_str().unwrap();
+                assert_eq!(http(ports[1], "DELETE", &format!("/scim/v2/Users/{id}"), Some(token), None).0, 204);
+            }
+        }
+    }
+
+    // A profile with 5 seats filled through all three nodes at once: exactly 5 are taken.
+    let (_, profiles) = admin(0, "GET", &format!("/tenants/{acme}/profiles"), None);
+    let profile = profiles["profiles"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/tenants/{acme}/profiles/{profile}");
+    assert_eq!(admin(1, "PATCH", &path, Some(&json!({ "max_users": 5 }))).0, 200);
+    let streams: Vec<TcpStream> = (0..15)
+        .map(|i| {
+            let body = user(&format!("seat{i}"), &format!("seat{i}@acme.test"));
+            send(ports[i % 3], "POST", "/scim/v2/Users", Some(&acme_token), Some(&body))
+        })
+        .collect();
+    let statuses: Vec<u16> = streams.into_iter().map(|s| receive(s).0).collect();
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 403), "{statuses:?}");
+    let (_, profiles) = admin(2, "GET", &format!("/tenants/{acme}/profiles"), None);
+    assert_eq!(profiles["profiles"][0]["active_users"], 5, "{profiles}");
+    let (_, active) = admin(0, "GET", &format!("/tenants/{acme}/users?state=active"), None);
+    assert_eq!(active["total"], 5, "{active}");
+
+    // A token revoked through one node is refused by the others on their next request.
+    let (initech, token) = tenant(2, "initech");
+    for port in &ports {
+        assert_eq!(http(*port, "GET", "/scim/v2/Users", Some(&token), None).0, 200);
+    }
+    let (_, tokens) = admin(0, "GET", &format!("/tenants/{initech}/tokens"), None);
+    let token_id = tokens["tokens"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(admin(1, "DELETE", &format!("/tenants/{initech}/tokens/{token_id}"), None).0, 204);
+    for port in &ports {
+        assert_eq!(http(*port, "GET", "/scim/v2/Users", Some(&token), None).0, 401, "node {port}");
+    }
+    drop(nodes);
+    runtime.block_on(scimd_store::postgres::drop_schema(&base, &schema)).unwrap();
+}
