@@ -60,7 +60,52 @@ pub async fn run(cli: Cli) -> Result<u8, String> {
                 std::env::var("SCIMD_PUBLIC_URL").ok().filter(|u| !u.is_empty()).or_else(|| file.public_url.clone());
             doctor(&open_service(&database).await?, args, public_url).await
         }
+        Command::MigrateData(args) => {
+            let from = args.from.unwrap_or_else(|| crate::config::data_dir(&cli.common, &file));
+            let to = args
+                .to
+                .or_else(|| cli.common.database_url.clone())
+                .or_else(|| file.database_url.clone())
+                .filter(|u| !u.is_empty())
+                .ok_or(
+                    "migrate-data needs the PostgreSQL database to copy into: --to postgres://… (or DATABASE_URL)",
+                )?;
+            migrate_data(&from, &to).await.map(|()| 0)
+        }
     }
+}
+
+/// Copies the embedded database to PostgreSQL with a progress bar, then prints what it verified.
+async fn migrate_data(from: &std::path::Path, to: &str) -> Result<(), String> {
+    use scimd_store::migrate_data::Progress;
+    let target = Database::Postgres { url: to.to_owned(), pool_size: 1 }.describe();
+    println!("Copying the deployment in {} to {target}", from.display());
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{msg:>16} [{bar:40}] {human_pos}/{human_len} rows ({per_sec})")
+            .map_err(|e| e.to_string())?
+            .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let report = scimd_store::migrate_data::migrate_data(from, to, &mut |step| match step {
+        Progress::Counted { rows } => bar.set_length(rows),
+        Progress::Table { name, .. } => bar.set_message(name),
+        Progress::Copied(rows) => bar.inc(rows),
+    })
+    .await;
+    bar.finish_and_clear();
+    let report = report.map_err(|e| format!("nothing was copied: {e}"))?;
+    let rows: u64 = report.tables.iter().map(|(_, n)| n).sum();
+    let replaced = if report.replaced_earlier_copy { ", replacing the earlier copy" } else { "" };
+    println!(
+        "Copied {rows} rows in {:.1} s{replaced}; every table's count verified in PostgreSQL:",
+        started.elapsed().as_secs_f64()
+    );
+    for (table, n) in &report.tables {
+        println!("  {table:<16} {n:>10}");
+    }
+    println!("Next: stop the scimd serving from {}, run this again to take what changed since,", from.display());
+    println!("then start every node with --database-url (or DATABASE_URL). Tokens and console sign-ins carry over.");
+    Ok(())
 }
 
 async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<(), String> {

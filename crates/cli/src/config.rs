@@ -96,6 +96,21 @@ pub enum Command {
     /// Explain why users are not provisioned: findings with evidence and fix, for every tenant or
     /// one; exit status 0 healthy, 1 warnings, 2 errors (3 when the doctor could not run).
     Doctor(DoctorArgs),
+    /// Copy a deployment from the embedded database to PostgreSQL: tenants, tokens, users, groups,
+    /// email claims, the provisioning log, console accounts; everything. Every table's count is
+    /// verified, and the copy is one transaction, whole or absent. Safe to run again: it refreshes
+    /// its own copy as long as no scimd node has served from it.
+    MigrateData(MigrateDataArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateDataArgs {
+    /// Data directory of the embedded database to copy [default: --data-dir].
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// PostgreSQL URL to copy into, an empty database or schema [default: --database-url].
+    #[arg(long)]
+    pub to: Option<String>,
 }
 
 /// Output of `scimd doctor`.

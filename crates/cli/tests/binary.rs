@@ -491,3 +491,119 @@ fn three_nodes_on_one_postgresql_keep_the_cloud_rules() {
     drop(nodes);
     runtime.block_on(scimd_store::postgres::drop_schema(&base, &schema)).unwrap();
 }
+
+/// Runs a `scimd` command to its end: whether it succeeded, and what it printed on stdout and stderr.
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).env_remove("DATABASE_URL").output().expect("run scimd");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The PostgreSQL schema `name` of this test process, emptied, as the URL that uses it; `None`
+/// (with a note) when `SCIMD_TEST_POSTGRES_URL` is not set.
+fn fresh_schema(runtime: &tokio::runtime::Runtime, name: &str) -> Option<(String, String)> {
+    let Ok(base) = std::env::var("SCIMD_TEST_POSTGRES_URL") else {
+        eprintln!("test skipped: set SCIMD_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test");
+        return None;
+    };
+    let schema = format!("scimd_test_{}_{name}", std::process::id());
+    runtime.block_on(scimd_store::postgres::drop_schema(&base, &schema)).unwrap();
+    let url = runtime.block_on(scimd_store::postgres::create_schema(&base, &schema)).unwrap();
+    Some((base, url))
+}
+
+/// `scimd migrate-data` moves a whole deployment from the embedded database to PostgreSQL: the
+/// same token works, users, groups and their documents are the same, email claims and seats
+/// carry over, new users continue the ids, and the provisioning log comes along. It can run
+/// again over its own unused copy, but never over a database a node has written to.
+#[test]
+fn migrate_data_moves_a_whole_deployment_to_postgresql() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some((base, url)) = fresh_schema(&runtime, "migrate") else { return };
+    let op = "scimdop_migrate-data-operator-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let embedded = Server::start(dir.path(), &[], &[("SCIMD_OPERATOR_TOKEN", op)]);
+    let token = embedded.printed("scimd_").expect("token printed");
+    let user = |name: &str| {
+        json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "externalId": format!("ext-{name}"),
+                "emails": [{ "value": format!("{name}@corp.test"), "type": "work", "primary": true }] })
+    };
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let (status, created) =
+            http(embedded.port, "POST", "/scim/v2/Users", Some(&token), Some(&user(&format!("u{i}"))));
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let deactivate = json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                             "Operations": [{ "op": "replace", "path": "active", "value": false }] });
+    assert_eq!(
+        http(embedded.port, "PATCH", &format!("/scim/v2/Users/{}", ids[2]), Some(&token), Some(&deactivate)).0,
+        200
+    );
+    let group = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "eng",
+                        "members": [{ "value": ids[0] }, { "value": ids[1] }] });
+    let (status, group) = http(embedded.port, "POST", "/scim/v2/Groups", Some(&token), Some(&group));
+    assert_eq!(status, 201, "{group}");
+    let group_path = format!("/scim/v2/Groups/{}", group["id"].as_str().unwrap());
+    let (_, users_before) = http(embedded.port, "GET", "/scim/v2/Users?count=100", Some(&token), None);
+    let (_, group_before) = http(embedded.port, "GET", &group_path, Some(&token), None);
+    let (_, profiles_before) = http(embedded.port, "GET", "/admin/api/v1/tenants", Some(op), None);
+    let embedded_port = embedded.port;
+
+    // Copied while the server still serves: one snapshot of the source.
+    let (ok, out, err) = run(&["migrate-data", "--from", data_dir, "--to", &url]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("every table's count verified"), "{out}");
+    assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["resources", "31"]), "{out}");
+    assert!(embedded.terminate().success());
+    // Again, now that the server has stopped: the unused copy is replaced by a fresh one.
+    let (ok, out, err) = run(&["migrate-data", "--from", data_dir, "--to", &url]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("replacing the earlier copy"), "{out}");
+
+    let other_dir = tempfile::tempdir().unwrap();
+    let pg = Server::start(other_dir.path(), &["--database-url", &url], &[("SCIMD_OPERATOR_TOKEN", op)]);
+    assert!(pg.printed("scimd_").is_none(), "the copied deployment is not seeded again: {:?}", pg.lines);
+    let same_host =
+        |v: &Value| v.to_string().replace(&format!("127.0.0.1:{embedded_port}"), &format!("127.0.0.1:{}", pg.port));
+    let (status, users_after) = http(pg.port, "GET", "/scim/v2/Users?count=100", Some(&token), None);
+    assert_eq!(status, 200, "the SCIM token carried over: {users_after}");
+    assert_eq!(users_after.to_string(), same_host(&users_before));
+    assert_eq!(http(pg.port, "GET", &group_path, Some(&token), None).1.to_string(), same_host(&group_before));
+    assert_eq!(http(pg.port, "GET", "/admin/api/v1/tenants", Some(op), None).1, profiles_before);
+
+    // The cloud's rules carried over: u5's email is still claimed, and new users get new ids.
+    let (status, taken) = http(pg.port, "POST", "/scim/v2/Users", Some(&token), Some(&user("u5")));
+    assert_eq!(status, 409, "{taken}");
+    let (status, created) = http(pg.port, "POST", "/scim/v2/Users", Some(&token), Some(&user("u30")));
+    assert_eq!(status, 201, "{created}");
+    assert!(!ids.contains(&created["id"].as_str().unwrap().to_owned()));
+    let (_, log) = http(pg.port, "GET", "/admin/api/v1/events?limit=500", Some(op), None);
+    let copied = |e: &&Value| e["operation"] == "create User" && e["status"] == 201 && e["subject"] != "u30";
+    assert_eq!(log["events"].as_array().unwrap().iter().filter(copied).count(), 30, "the log came along: {log}");
+
+    // The target has now served writes: copying again would overwrite them, so it refuses.
+    let (ok, out, err) = run(&["migrate-data", "--from", data_dir, "--to", &url]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("has changed since") && err.contains("nothing was copied"), "{err}");
+    drop(pg);
+
+    // A database a node seeded itself is refused, and so is a directory with no database.
+    let Some((_, seeded)) = fresh_schema(&runtime, "migrate_seeded") else { return };
+    let (ok, out, err) = run(&["--database-url", &seeded, "tenant", "create", "acme"]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run(&["migrate-data", "--from", data_dir, "--to", &seeded]);
+    assert!(!ok && err.contains("already holds a scimd deployment (") && err.contains("tenants: 1 rows"), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    let (ok, _, err) = run(&["migrate-data", "--from", empty.path().to_str().unwrap(), "--to", &url]);
+    assert!(!ok && err.contains("no scimd database at"), "{err}");
+    for schema in ["migrate", "migrate_seeded"] {
+        let schema = format!("scimd_test_{}_{schema}", std::process::id());
+        runtime.block_on(scimd_store::postgres::drop_schema(&base, &schema)).unwrap();
+    }
+}

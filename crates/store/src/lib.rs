@@ -5,6 +5,7 @@
 
 mod columns;
 mod filter_sql;
+pub mod migrate_data;
 pub mod postgres;
 pub mod sqlite;
 

@@ -234,7 +234,7 @@ impl PostgresStore {
         Ok(store)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Backend(format!("PostgreSQL: no connection: {e}")))
     }
 
@@ -246,6 +246,8 @@ impl PostgresStore {
         tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('scimd.migrate:' || current_schema(), 0))", &[])
             .await
             .map_err(backend)?;
+        // Without the notice "already exists, skipping" on every start but the first.
+        tx.batch_execute("SET LOCAL client_min_messages = warning").await.map_err(backend)?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS scimd_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL)",
         )

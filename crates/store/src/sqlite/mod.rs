@@ -40,7 +40,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_job_leases.sql"),
 ];
 const READERS: usize = 4;
-const DB_FILE: &str = "scimd.db";
+/// The database file in the data directory.
+pub(crate) const DB_FILE: &str = "scimd.db";
 
 /// The store on an embedded SQLite database.
 #[derive(Clone)]
