@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -107,6 +109,14 @@ impl Server {
             assert!(Instant::now() < deadline, "scimd did not stop after SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl Server {
+    /// Kills the process with SIGKILL: no shutdown, no flushing, as when a machine dies.
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
     }
 }
 
@@ -606,4 +616,146 @@ fn migrate_data_moves_a_whole_deployment_to_postgresql() {
         let schema = format!("scimd_test_{}_{schema}", std::process::id());
         runtime.block_on(scimd_store::postgres::drop_schema(&base, &schema)).unwrap();
     }
+}
+
+/// A health endpoint for region probes: 200 while `healthy` is set, 503 otherwise.
+fn probe_target(healthy: Arc<AtomicBool>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.read(&mut [0u8; 4096]);
+            let status = if healthy.load(Ordering::SeqCst) { "200 OK" } else { "503 Service Unavailable" };
+            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    port
+}
+
+/// Whether the node on `port` says (in its metrics) that it runs the background jobs.
+fn leads(port: u16) -> bool {
+    page(port, "/metrics").1.lines().any(|l| l == "scimd_background_leader 1")
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Background work survives the node doing it: three nodes, the first holding the background
+/// jobs' lease; held users wait for a region its probe reports down. When the probe recovers,
+/// the first node starts activating them and is killed (SIGKILL) part-way; another node takes
+/// the lease over and finishes. Then more held users are released through two nodes at once.
+/// Every held user is activated exactly once (one seat, one activation in the provisioning log).
+#[test]
+fn a_node_killed_mid_activation_leaves_the_rest_to_another_and_each_user_is_activated_once() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some((base, url)) = fresh_schema(&runtime, "takeover") else { return };
+    let op = "scimdop_takeover-operator-token-0123456789";
+    let healthy = Arc::new(AtomicBool::new(false));
+    let probe_port = probe_target(healthy.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let start = || Server::start(dir.path(), &["--database-url", &url], &[("SCIMD_OPERATOR_TOKEN", op)]);
+    let first = start();
+    wait_for("the first node to take the background jobs", Duration::from_secs(20), || leads(first.port));
+    let others = [start(), start()];
+    let ports = [first.port, others[0].port, others[1].port];
+    let admin = |i: usize, method: &str, path: &str, body: Option<&Value>| {
+        http(ports[i % 3], method, &format!("/admin/api/v1{path}"), Some(op), body)
+    };
+
+    // A region its probe reports down, made the default: a new tenant's users are held for it.
+    let (status, region) = admin(1, "POST", "/regions", Some(&json!({ "name": "eu", "health": "down" })));
+    assert_eq!(status, 201, "{region}");
+    let region = region["id"].as_str().unwrap().to_owned();
+    let probe = json!({ "probe_url": format!("http://127.0.0.1:{probe_port}/health"), "probe_interval_seconds": 5 });
+    assert_eq!(admin(2, "PATCH", &format!("/regions/{region}"), Some(&probe)).0, 200);
+    assert_eq!(admin(0, "PUT", "/regions/default", Some(&json!({ "region_id": region }))).0, 200);
+    let (status, tenant) = admin(1, "POST", "/tenants", Some(&json!({ "name": "acme" })));
+    assert_eq!(status, 201, "{tenant}");
+    let acme = tenant["id"].as_str().unwrap().to_owned();
+    let (_, token) = admin(2, "POST", &format!("/tenants/{acme}/tokens"), Some(&json!({})));
+    let token = token["token"].as_str().unwrap().to_owned();
+    let (_, mut settings) = admin(0, "GET", &format!("/tenants/{acme}/settings"), None);
+    settings["hold"]["region_unhealthy"] = json!(true);
+    assert_eq!(admin(1, "PUT", &format!("/tenants/{acme}/settings"), Some(&settings)).0, 200);
+
+    const HELD: u64 = 600;
+    const MORE: u64 = 200;
+    std::thread::scope(|scope| {
+        for lane in 0..6 {
+            let token = &token;
+            scope.spawn(move || {
+                for i in (lane..HELD).step_by(6) {
+                    let body = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                       "userName": format!("held{i}"), "emails": [{ "value": format!("held{i}@acme.test") }] });
+                    let (status, user) = http(ports[i as usize % 3], "POST", "/scim/v2/Users", Some(token), Some(&body));
+                    assert_eq!(status, 201, "{user}");
+                }
+            });
+        }
+    });
+    let (_, pending) = admin(0, "GET", &format!("/tenants/{acme}/users/pending"), None);
+    assert_eq!(pending["users"].as_array().map(Vec::len), Some(HELD as usize), "all held");
+    assert!(others.iter().all(|n| !leads(n.port)), "one node runs the background jobs");
+
+    // The probe recovers; the first node activates the held users one by one and dies part-way.
+    let active = || {
+        let (_, profiles) = admin(1, "GET", &format!("/tenants/{acme}/profiles"), None);
+        profiles["profiles"][0]["active_users"].as_u64().unwrap()
+    };
+    healthy.store(true, Ordering::SeqCst);
+    wait_for("the activation to begin", Duration::from_secs(30), || active() > 0);
+    first.kill();
+    let at_kill = active();
+    assert!(at_kill < HELD, "killed in the middle of the work ({at_kill} of {HELD} already active)");
+
+    let killed = Instant::now();
+
+    // Another node takes the lease over once it runs out, and finishes the work.
+    wait_for("another node to take the jobs over", Duration::from_secs(60), || leads(ports[1]) || leads(ports[2]));
+    let took_over = killed.elapsed();
+    wait_for("every held user to be active", Duration::from_secs(60), || active() == HELD);
+    eprintln!(
+        "killed with {at_kill} of {HELD} active; another node took over after {:.1} s and finished after {:.1} s",
+        took_over.as_secs_f64(),
+        killed.elapsed().as_secs_f64()
+    );
+
+    // More users held, then released through both surviving nodes at the same moment: each node
+    // activates the held users it finds, racing the other, and still each is activated once.
+    let down = json!({ "probe_url": null, "health": "down" });
+    assert_eq!(admin(1, "PATCH", &format!("/regions/{region}"), Some(&down)).0, 200);
+    for i in HELD..HELD + MORE {
+        let body = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("held{i}") });
+        assert_eq!(http(ports[1 + i as usize % 2], "POST", "/scim/v2/Users", Some(&token), Some(&body)).0, 201);
+    }
+    let healthy_now = json!({ "health": "healthy" });
+    let path = format!("/admin/api/v1/regions/{region}");
+    let releases = [1, 2].map(|i| send(ports[i], "PATCH", &path, Some(op), Some(&healthy_now)));
+    assert!(releases.into_iter().all(|r| receive(r).0 == 200));
+    wait_for("the second batch to be active", Duration::from_secs(60), || active() == HELD + MORE);
+    let (_, listed) = admin(2, "GET", &format!("/tenants/{acme}/users?state=active"), None);
+    assert_eq!(listed["total"], HELD + MORE, "one seat per active user: {listed}");
+    let mut activations = std::collections::HashMap::<String, u32>::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, log) = admin(1, "GET", &format!("/tenants/{acme}/events?limit=1000{cursor}"), None);
+        assert_eq!(status, 200, "{log}");
+        for event in log["events"].as_array().unwrap().iter().filter(|e| e["operation"] == "activate User") {
+            *activations.entry(event["subject"].as_str().unwrap().to_owned()).or_default() += 1;
+        }
+        match log["next_cursor"].as_i64() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(activations.len() as u64, HELD + MORE, "every held user has an activation");
+    assert!(activations.values().all(|n| *n == 1), "each activated once: {activations:?}");
+    drop(others);
+    let schema = format!("scimd_test_{}_takeover", std::process::id());
+    runtime.block_on(scimd_store::postgres::drop_schema(&base, &schema)).unwrap();
 }

@@ -96,6 +96,11 @@ impl Service {
         Ok(self.store.hold_lease(job, &self.node, term).await?)
     }
 
+    /// This process's name in job leases (random per start), for logs.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// A new identifier for a tenant, token or resource: a UUID v7 from the injected clock and
     /// randomness (time-ordered, so rows inserted together stay together in indexes).
     pub fn new_id(&self) -> String {

@@ -39,23 +39,39 @@ pub fn start(service: Service, metrics: crate::Metrics) {
         let client = probe_client();
         let webhook_client = delivery_client();
         let mut ticks = 0u32;
+        let mut leading = false;
         let mut interval = tokio::time::interval(TICK);
         loop {
             interval.tick().await;
             // Nodes sharing a database take turns by lease: one runs the jobs, the others wait.
-            match service.lead("background", LEASE_TERM).await {
-                Ok(true) => {}
-                Ok(false) => continue,
+            let leads = match service.lead("background", LEASE_TERM).await {
+                Ok(leads) => leads,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot take the background jobs' lease");
-                    continue;
+                    false
                 }
+            };
+            if leads != leading {
+                tracing::info!(
+                    node = service.node(),
+                    leads,
+                    "background jobs' lease {}",
+                    if leads { "taken" } else { "lost" }
+                );
+                metrics.background_leader(leads);
+            }
+            // A node that has just taken the jobs over (at start, or from a node that died in the
+            // middle of them) finishes what may have been left half done now, not a minute later.
+            let took_over = leads && !leading;
+            leading = leads;
+            if !leads {
+                continue;
             }
             if let Err(e) = probe_due(&service, &client).await {
                 tracing::warn!(error = %e, "region probes failed");
             }
             ticks = ticks.wrapping_add(1);
-            if ticks.is_multiple_of(ACTIVATION_EVERY)
+            if (took_over || ticks.is_multiple_of(ACTIVATION_EVERY))
                 && let Err(e) = service.activate_pending_everywhere().await
             {
                 tracing::warn!(error = %e, "activating pending users failed");

@@ -59,6 +59,7 @@ const UTILISATION: &str = "scimd_profile_utilisation_ratio_max";
 const REGIONS: &str = "scimd_regions";
 const PENDING: &str = "scimd_pending_users";
 const SCRAPE_ERRORS: &str = "scimd_metrics_state_errors_total";
+const LEADER: &str = "scimd_background_leader";
 
 /// How one webhook delivery attempt ended; the `result` label of `scimd_webhook_deliveries_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +131,11 @@ impl Metrics {
             describe_gauge!(REGIONS, "Storage regions by health.");
             describe_gauge!(PENDING, "Users held as pending, all tenants.");
             describe_counter!(SCRAPE_ERRORS, "Scrapes whose state gauges could not be read from the store.");
+            describe_gauge!(
+                LEADER,
+                "1 on the node that holds the background jobs' lease (probes, activation, webhooks)."
+            );
+            gauge!(LEADER).set(0.0);
             // Present from the start, so that rate() and absent() work before the first drop.
             counter!(DROPPED).absolute(0);
             for result in [WebhookResult::Delivered, WebhookResult::Failed, WebhookResult::GaveUp] {
@@ -164,6 +170,11 @@ impl Metrics {
         with_local_recorder(&self.inner.recorder, || {
             counter!(WEBHOOKS, "result" => result.as_str()).increment(1);
         });
+    }
+
+    /// Whether this node now runs the background jobs. For the jobs loop.
+    pub fn background_leader(&self, leading: bool) {
+        with_local_recorder(&self.inner.recorder, || gauge!(LEADER).set(if leading { 1.0 } else { 0.0 }));
     }
 
     /// The exposition text: state gauges computed now from `service`'s store, `dropped` events
