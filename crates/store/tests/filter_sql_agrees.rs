@@ -1,8 +1,11 @@
 //! Differential property test: the SQL a filter compiles to selects exactly the users the
-//! in-memory evaluator matches, on generated users and generated filters.
+//! in-memory evaluator matches, on generated users and generated filters. On SQLite, and on
+//! PostgreSQL (where the parts with no column run in the evaluator over the SQL's candidates)
+//! when `SCIMD_TEST_POSTGRES_URL` is set.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use proptest::prelude::*;
 use scim_proto::{AttrPath, CompValue, CompareOp, Filter, ResourceKind};
@@ -10,7 +13,8 @@ use scimd_domain::query::ListQuery;
 use scimd_domain::resources::StoredResource;
 use scimd_domain::store::Store;
 use scimd_domain::tenant::Tenant;
-use scimd_store::SqliteStore;
+use scimd_store::postgres::{create_schema, drop_schema};
+use scimd_store::{PostgresStore, SqliteStore};
 use serde_json::{Value, json};
 
 const NAMES: &[&str] = &["alice", "Alice", "BOB", "carol", "Émile", "zoë"];
@@ -72,6 +76,10 @@ fn user_strategy() -> impl Strategy<Value = Value> {
             u
         })
 }
+
+/// Sort keys with a column (userName, displayName, externalId) and without one.
+const SORT_PATHS: &[&str] =
+    &["userName", "displayName", "externalId", "title", "name.givenName", "emails", "emails.value", "active"];
 
 fn string_op() -> impl Strategy<Value = CompareOp> {
     prop::sample::select(&CompareOp::ALL[..])
@@ -145,41 +153,77 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime")
 }
 
+/// The stores a case runs on: SQLite in `dir`, and PostgreSQL when `SCIMD_TEST_POSTGRES_URL`
+/// is set (one schema for the process, each case in a tenant of its own).
+fn stores(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Vec<(&'static str, Arc<dyn Store>)> {
+    let mut all: Vec<(&'static str, Arc<dyn Store>)> = vec![("sqlite", Arc::new(SqliteStore::open(dir).unwrap()))];
+    let Ok(base) = std::env::var("SCIMD_TEST_POSTGRES_URL") else {
+        static TOLD: OnceLock<()> = OnceLock::new();
+        TOLD.get_or_init(|| eprintln!("PostgreSQL skipped; set SCIMD_TEST_POSTGRES_URL=postgres://… to run it too"));
+        return all;
+    };
+    static URL: OnceLock<String> = OnceLock::new();
+    let url = URL.get_or_init(|| {
+        let schema = format!("scimd_test_{}_filters", std::process::id());
+        rt.block_on(drop_schema(&base, &schema)).expect("drop an old schema");
+        rt.block_on(create_schema(&base, &schema)).expect("create a schema")
+    });
+    all.push(("postgres", Arc::new(rt.block_on(PostgresStore::connect(url, 2)).expect("connect to PostgreSQL"))));
+    all
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn sql_selects_what_memory_matches(users in prop::collection::vec(user_strategy(), 1..24),
-                                       filters in prop::collection::vec(filter_strategy(), 1..8)) {
+                                       filters in prop::collection::vec(filter_strategy(), 1..8),
+                                       sort_by in prop::sample::select(SORT_PATHS), descending in any::<bool>(),
+                                       start_index in 1u64..6, count in 1u64..8) {
         let rt = runtime();
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        static CASE: AtomicU32 = AtomicU32::new(0);
+        let tenant = format!("t{}", CASE.fetch_add(1, Ordering::Relaxed));
         let now = time::OffsetDateTime::now_utc();
-        rt.block_on(store.insert_tenant(&Tenant { id: "t".into(), name: "t".into(), token_lifetime_days: 365, created_at: now })).unwrap();
-        let mut stored = Vec::new();
-        for (i, mut doc) in users.into_iter().enumerate() {
-            // userName is unique per tenant: make each one distinct, keeping the generated case.
-            let name = format!("{}{i}", doc["userName"].as_str().unwrap());
-            doc["userName"] = json!(name);
-            let res = StoredResource { id: format!("u{i:03}"), kind: ResourceKind::User, doc, created: now, modified: now, version: 1, placement: None };
-            rt.block_on(store.insert_resource("t", &res)).unwrap();
-            stored.push(res);
-        }
+        let stored: Vec<StoredResource> = users
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut doc)| {
+                // userName is unique per tenant: make each one distinct, keeping the generated case.
+                let name = format!("{}{i}", doc["userName"].as_str().unwrap());
+                doc["userName"] = json!(name);
+                StoredResource { id: format!("u{i:03}"), kind: ResourceKind::User, doc, created: now, modified: now, version: 1, placement: None }
+            })
+            .collect();
         let user_type = ResourceKind::User.resource_type();
-        for filter in filters {
-            if filter.validate(user_type).is_err() {
-                continue;
+        let filters: Vec<Filter> = filters.into_iter().filter(|f| f.validate(user_type).is_ok()).collect();
+        // Every backend sorts and pages alike (the first one is the reference).
+        let sorted = ListQuery { filter: None, sort_by: Some(AttrPath::parse(sort_by).unwrap()), descending, start_index, count };
+        let mut reference: Option<Vec<String>> = None;
+        for (backend, store) in stores(&rt, dir.path()) {
+            let t = Tenant { id: tenant.clone(), name: tenant.clone(), token_lifetime_days: 365, created_at: now };
+            rt.block_on(store.insert_tenant(&t)).unwrap();
+            for res in &stored {
+                rt.block_on(store.insert_resource(&tenant, res)).unwrap();
             }
-            let expected: BTreeSet<String> = stored
-                .iter()
-                .filter(|r| filter.matches(&r.to_scim("http://x/scim/v2"), user_type))
-                .map(|r| r.id.clone())
-                .collect();
-            let query = ListQuery { filter: Some(filter.clone()), sort_by: None, descending: false, start_index: 1, count: 1000 };
-            let page = rt.block_on(store.query("t", ResourceKind::User, &query, false)).unwrap();
-            let got: BTreeSet<String> = page.resources.iter().map(|r| r.id.clone()).collect();
-            prop_assert_eq!(page.total as usize, got.len());
-            prop_assert_eq!(&got, &expected, "filter {}", filter);
+            for filter in &filters {
+                let expected: BTreeSet<String> = stored
+                    .iter()
+                    .filter(|r| filter.matches(&r.to_scim("http://x/scim/v2"), user_type))
+                    .map(|r| r.id.clone())
+                    .collect();
+                let query = ListQuery { filter: Some(filter.clone()), sort_by: None, descending: false, start_index: 1, count: 1000 };
+                let page = rt.block_on(store.query(&tenant, ResourceKind::User, &query, false)).unwrap();
+                let got: BTreeSet<String> = page.resources.iter().map(|r| r.id.clone()).collect();
+                prop_assert_eq!(page.total as usize, got.len(), "{}: filter {}", backend, filter);
+                prop_assert_eq!(&got, &expected, "{}: filter {}", backend, filter);
+            }
+            let page = rt.block_on(store.query(&tenant, ResourceKind::User, &sorted, false)).unwrap();
+            let order: Vec<String> = page.resources.iter().map(|r| r.id.clone()).collect();
+            match &reference {
+                None => reference = Some(order),
+                Some(first) => prop_assert_eq!(&order, first, "{}: sortBy={} descending={} startIndex={} count={}", backend, sort_by, descending, start_index, count),
+            }
         }
     }
 }
