@@ -190,26 +190,31 @@ pub(crate) async fn retry_pause(attempt: u32) {
 /// Creates `schema` in the database at `url` (if missing) and returns the URL whose connections
 /// use it: one PostgreSQL database can hold several scimd deployments, or test runs, side by side.
 pub async fn create_schema(url: &str, schema: &str) -> Result<String, StoreError> {
-    if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(StoreError::Backend(format!("schema name {schema:?}: use letters, digits and _")));
-    }
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(backend)?;
-    let connection = tokio::spawn(connection);
-    client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await.map_err(backend)?;
-    drop(client);
-    let _ = connection.await;
+    check_schema_name(schema)?;
+    execute_once(url, &format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await?;
     let separator = if url.contains('?') { '&' } else { '?' };
     Ok(format!("{url}{separator}options=-csearch_path%3D{schema}"))
 }
 
 /// Drops `schema` and everything in it.
 pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
-    if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    check_schema_name(schema)?;
+    execute_once(url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await
+}
+
+/// Schema names go into statements unquoted: only letters, digits and `_`.
+fn check_schema_name(schema: &str) -> Result<(), StoreError> {
+    if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(StoreError::Backend(format!("schema name {schema:?}: use letters, digits and _")));
     }
+    Ok(())
+}
+
+/// Runs `statements` on a connection of their own, outside any pool.
+async fn execute_once(url: &str, statements: &str) -> Result<(), StoreError> {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(backend)?;
     let connection = tokio::spawn(connection);
-    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.map_err(backend)?;
+    client.batch_execute(statements).await.map_err(backend)?;
     drop(client);
     let _ = connection.await;
     Ok(())
