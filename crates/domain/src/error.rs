@@ -84,6 +84,7 @@ impl DomainError {
             DomainError::Conflict(_) | DomainError::Invalid(_) | DomainError::Forbidden(_) => Cause::InvalidRequest,
             // Input the database cannot take (text with U+0000 on PostgreSQL) is the request's fault.
             DomainError::Store(StoreError::Unsupported(_)) => Cause::InvalidRequest,
+            DomainError::Store(StoreError::Busy(_)) => Cause::Busy,
             DomainError::Store(_) => Cause::InternalError,
         }
     }

@@ -36,6 +36,10 @@ pub enum StoreError {
     /// The query cannot be run by this store (e.g. a filter on an attribute it cannot search).
     #[error("{0}")]
     Unsupported(String),
+    /// Concurrent writes to the same rows kept aborting this one for longer than the store
+    /// retries it: nothing was written, and the client should try again in a moment.
+    #[error("the database is busy with conflicting writes ({0})")]
+    Busy(String),
     /// The database failed. For logs only.
     #[error("{0}")]
     Backend(String),

@@ -6,12 +6,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use scim_proto::ResourceKind;
 use scimd_domain::access::Role;
 use scimd_domain::access::accounts::{Account, Session};
 use scimd_domain::access::api_keys::ApiKey;
 use scimd_domain::access::audit::{AuditEntry, AuditQuery};
 use scimd_domain::events::{Cause, Event, EventQuery, Idp, Outcome};
-use scimd_domain::store::{Store, StoreError};
+use scimd_domain::provisioning::Profile;
+use scimd_domain::resources::StoredResource;
+use scimd_domain::store::{ResourceWrite, Step, Store, StoreError};
 use scimd_domain::tenant::Tenant;
 use scimd_store::postgres::{create_schema, drop_schema};
 use scimd_store::{PostgresStore, SqliteStore};
@@ -273,5 +276,48 @@ async fn a_job_lease_has_one_holder_until_it_runs_out() {
         tokio::time::sleep(std::time::Duration::from_millis(600)).await;
         assert!(s.hold_lease("jobs", "node-b", term).await.expect("take over"), "{}: no takeover", b.name);
         assert!(!s.hold_lease("jobs", "node-a", term).await.expect("refused"), "{}: a came back", b.name);
+    }
+}
+
+/// A tenant's initial sync: many user creates at once, each taking a seat of the tenant's one
+/// profile and claiming an email. They contend on the profile's counter; every one of them lands
+/// (none gives up as busy) and the count is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_into_one_profile_all_land_with_an_exact_seat_count() {
+    const CREATES: u32 = 48;
+    for b in backends().await {
+        let store = b.store.clone();
+        store.insert_tenant(&tenant("t1", "acme")).await.expect("tenant");
+        let profile =
+            Profile { id: "p".into(), tenant_id: "t1".into(), name: "std".into(), max_users: 0, active_users: 0 };
+        store.insert_profile(&profile).await.expect("profile");
+        let writes: Vec<_> = (0..CREATES)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let user = StoredResource {
+                        id: format!("u{i}"),
+                        kind: ResourceKind::User,
+                        doc: json!({ "userName": format!("user{i}") }),
+                        created: T0,
+                        modified: T0,
+                        version: 1,
+                        placement: None,
+                    };
+                    let steps = [
+                        Step::TakeSeat { profile_id: "p".into() },
+                        Step::ClaimEmail { email: format!("user{i}@acme.test"), user_id: user.id.clone() },
+                    ];
+                    store.provision("t1", &steps, &ResourceWrite::Insert(user)).await
+                })
+            })
+            .collect();
+        for write in writes {
+            if let Err(e) = write.await.expect("task") {
+                panic!("{}: a create gave up: {e:?}", b.name);
+            }
+        }
+        let seats = store.profile("t1", "p").await.expect("read").expect("profile").active_users;
+        assert_eq!(seats, CREATES, "{}", b.name);
     }
 }

@@ -17,6 +17,12 @@ use serde_json::json;
 
 use super::{BodyError, EventNote, SCIM_CONTENT_TYPE, outcome_of};
 
+/// What a client is told when its write lost to concurrent writes to the same data for too long.
+const BUSY: &str = "scimd is busy with other writes to the same data right now (a profile's seats, a group's \
+                    members) and did not make this change; retry in a moment";
+/// Seconds a client should wait before retrying a write refused as busy.
+const BUSY_RETRY_AFTER: HeaderValue = HeaderValue::from_static("1");
+
 /// A failed SCIM request.
 #[derive(Debug)]
 pub struct ScimFailure(pub DomainError);
@@ -56,6 +62,10 @@ pub fn scim_error(e: &DomainError) -> ScimError {
         DomainError::Invalid(msg) => ScimError::invalid_value(msg.clone()),
         DomainError::Forbidden(msg) => ScimError::new(403, msg.clone()),
         DomainError::Store(StoreError::Unsupported(detail)) => ScimError::invalid_value(detail.clone()),
+        DomainError::Store(StoreError::Busy(why)) => {
+            tracing::warn!(error = %why, "write gave up on contention");
+            ScimError::new(503, BUSY)
+        }
         DomainError::Store(inner) => {
             tracing::error!(error = %inner, "store failure");
             ScimError::new(500, "scimd could not complete the request because of an internal error; retry later")
@@ -75,6 +85,9 @@ impl IntoResponse for ScimFailure {
     fn into_response(self) -> Response {
         let err = scim_error(&self.0);
         let mut resp = scim_error_response(&err);
+        if matches!(self.0, DomainError::Store(StoreError::Busy(_))) {
+            resp.headers_mut().insert(header::RETRY_AFTER, BUSY_RETRY_AFTER);
+        }
         let outcome = outcome_of(&self.0, err.status);
         resp.extensions_mut()
             .insert(EventNote { outcome: Some(outcome), ..EventNote::failure(self.0.cause(), err.detail) });
@@ -128,6 +141,10 @@ impl From<DomainError> for AdminFailure {
             DomainError::Store(StoreError::Unsupported(detail)) => {
                 AdminFailure::new(StatusCode::BAD_REQUEST, "invalid_request", detail.clone())
             }
+            DomainError::Store(StoreError::Busy(why)) => {
+                tracing::warn!(error = %why, "write gave up on contention");
+                AdminFailure::new(StatusCode::SERVICE_UNAVAILABLE, "busy", BUSY)
+            }
             DomainError::Store(inner) => {
                 tracing::error!(error = %inner, "store failure");
                 AdminFailure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; retry later")
@@ -167,6 +184,9 @@ impl IntoResponse for AdminFailure {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimd-admin\""));
         }
+        if self.code == "busy" {
+            resp.headers_mut().insert(header::RETRY_AFTER, BUSY_RETRY_AFTER);
+        }
         resp
     }
 }
@@ -202,4 +222,25 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let mut resp = scim_error_response(&err);
     resp.extensions_mut().insert(EventNote::failure(Cause::InternalError, err.detail));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn busy() -> DomainError {
+        DomainError::Store(StoreError::Busy("PostgreSQL: could not serialize access (40001)".into()))
+    }
+
+    #[test]
+    fn a_write_that_lost_to_contention_is_a_503_to_retry_not_a_500() {
+        let scim = ScimFailure(busy()).into_response();
+        assert_eq!(scim.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(scim.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(scim_error(&busy()).detail, BUSY, "no database detail reaches the client");
+        assert_eq!(busy().cause(), Cause::Busy);
+        let admin = AdminFailure::from(busy()).into_response();
+        assert_eq!(admin.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(admin.headers()[header::RETRY_AFTER], "1");
+    }
 }

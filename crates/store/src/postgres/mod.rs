@@ -32,7 +32,8 @@ macro_rules! pg_read {
 
 /// Runs the body in one SERIALIZABLE transaction, with `tx` bound to it; an `Err` from the body
 /// rolls it back. A transaction PostgreSQL aborts to keep the history serializable is run
-/// again after a short jittered pause, up to [`WRITE_ATTEMPTS`] times. (A macro rather than a
+/// again after a short jittered pause, for up to [`WRITE_RETRY_BUDGET`]; after that the write
+/// fails as [`StoreError::Busy`]. (A macro rather than a
 /// function taking an async closure: the compiler cannot yet prove such closures' futures `Send`.)
 macro_rules! pg_write {
     ($store:expr, |$tx:ident| $body:expr) => {
@@ -40,6 +41,7 @@ macro_rules! pg_write {
     };
     ($store:expr, $err:ty, |$tx:ident| $body:expr) => {{
         let mut attempt = 0u32;
+        let started = std::time::Instant::now();
         loop {
             attempt += 1;
             let result = async {
@@ -62,7 +64,8 @@ macro_rules! pg_write {
             .await;
             match result {
                 Err(e)
-                    if attempt < $crate::postgres::WRITE_ATTEMPTS && $crate::postgres::WriteError::is_retryable(&e) =>
+                    if started.elapsed() < $crate::postgres::WRITE_RETRY_BUDGET
+                        && $crate::postgres::WriteError::is_retryable(&e) =>
                 {
                     $crate::postgres::retry_pause(attempt).await
                 }
@@ -102,8 +105,10 @@ use crate::columns::{IndexedColumns, Member, PlacementColumns, RESOURCE_COLUMNS,
 use rows::{resource_from_row, tenant_from_row, token_from_row};
 
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_schema.sql")];
-/// How often a write is run in all when PostgreSQL keeps aborting it as a serialization conflict.
-pub(crate) const WRITE_ATTEMPTS: u32 = 12;
+/// How long a write is run again while PostgreSQL keeps aborting it as a serialization conflict.
+/// Writes to one hot row (a profile's seat counter during a tenant's initial sync) take turns
+/// by conflict, so the budget is time rather than a count of attempts.
+pub(crate) const WRITE_RETRY_BUDGET: Duration = Duration::from_secs(10);
 
 /// A transaction on a pooled connection.
 pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
@@ -121,6 +126,9 @@ pub(crate) fn backend(e: tokio_postgres::Error) -> StoreError {
         Some(db) if *db.code() == SqlState::CHARACTER_NOT_IN_REPERTOIRE => StoreError::Unsupported(
             "text containing the NUL character (U+0000) can be neither stored nor searched; remove it".into(),
         ),
+        Some(db) if [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED].contains(db.code()) => {
+            StoreError::Busy(format!("PostgreSQL: {} ({})", db.message(), db.code().code()))
+        }
         Some(db) => StoreError::Backend(format!("PostgreSQL: {} ({})", db.message(), db.code().code())),
         None => StoreError::Backend(format!("PostgreSQL: {e}")),
     }
@@ -158,9 +166,7 @@ pub(crate) trait WriteError: From<StoreError> {
     /// Whether PostgreSQL aborted the transaction to keep the history serializable (or to break
     /// a deadlock): running it again may succeed.
     fn is_retryable(&self) -> bool {
-        let codes = [SqlState::T_R_SERIALIZATION_FAILURE.code(), SqlState::T_R_DEADLOCK_DETECTED.code()];
-        matches!(self.store_error(), Some(StoreError::Backend(msg))
-            if codes.iter().any(|c| msg.ends_with(&format!("({c})"))))
+        matches!(self.store_error(), Some(StoreError::Busy(_)))
     }
 }
 
@@ -183,7 +189,7 @@ impl WriteError for ProvisionError {
 /// conflicted do not run again in lockstep.
 pub(crate) async fn retry_pause(attempt: u32) {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let millis = 2u64.pow(attempt.min(6)) + u64::from(nanos % 7);
+    let millis = 2u64.pow(attempt.min(5)) + u64::from(nanos % 17);
     tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
@@ -236,11 +242,26 @@ impl PostgresStore {
             .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
         let store = PostgresStore { pool };
         store.migrate().await?;
+        store.warn_without_autovacuum().await;
         Ok(store)
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Backend(format!("PostgreSQL: no connection: {e}")))
+    }
+
+    /// Query plans rest on the statistics autovacuum keeps: without them, a lookup by id can
+    /// drift to a scan of the tenant as tables grow. Said once, at start, where operators look.
+    async fn warn_without_autovacuum(&self) {
+        let Ok(client) = self.client().await else { return };
+        if let Ok(row) = client.query_one("SHOW autovacuum", &[]).await
+            && row.try_get::<_, &str>(0).is_ok_and(|v| v == "off")
+        {
+            tracing::warn!(
+                "autovacuum is off on this PostgreSQL server: without fresh statistics, queries slow down as tables \
+                 grow; turn it on (the default), or run ANALYZE after large imports"
+            );
+        }
     }
 
     /// Applies the migrations not yet applied. Nodes starting at once queue on an advisory lock
