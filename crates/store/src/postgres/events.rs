@@ -48,18 +48,12 @@ fn event_from_row(row: &Row) -> Result<Event, StoreError> {
 
 /// Appends one event inside a write transaction.
 pub(super) async fn insert_event(tx: &Tx<'_>, e: &Event) -> Result<(), StoreError> {
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO events (at, tenant_id, token_id, request_id, idp, method, path, operation, subject,
-                 outcome, cause, status, detail, duration_ms, mentions)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .await
-        .map_err(backend)?;
     // Space-enclosed, so that a whole identifier is found with strpos(' x ').
     let mentions = (!e.mentions.is_empty()).then(|| format!(" {} ", e.mentions.join(" ")));
     tx.execute(
-        &stmt,
+        "INSERT INTO events (at, tenant_id, token_id, request_id, idp, method, path, operation, subject,
+             outcome, cause, status, detail, duration_ms, mentions)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         &[
             &e.at,
             &e.tenant_id,

@@ -10,7 +10,7 @@ use scimd_domain::store::StoreError;
 use tokio_postgres::types::ToSql;
 
 use super::rows::{load_relations, resource_from_row};
-use super::{Tx, Values, all, backend, get, refs};
+use super::{Tx, Values, all_built, backend, get, refs};
 use crate::columns::{RESOURCE_COLUMNS, sort_key};
 use crate::filter_sql::{self, Dialect, Param, Sql};
 
@@ -46,7 +46,7 @@ pub(super) async fn run_query(
         return in_memory(tx, tenant, kind, query, relations, page).await;
     }
     let args = values(&page);
-    let total: i64 = get(&tx.query_one(&count_sql, &refs(&args)).await.map_err(backend)?, 0)?;
+    let total: i64 = get(&tx.uncached().query_one(&count_sql, &refs(&args)).await.map_err(backend)?, 0)?;
     let total = total.max(0) as u64;
     if query.count == 0 || offset >= total {
         return Ok(Page { total, resources: Vec::new() });
@@ -56,7 +56,7 @@ pub(super) async fn run_query(
     page.push(" OFFSET ");
     page.param(Param::Int(offset.min(i64::MAX as u64) as i64));
     let args = values(&page);
-    let mut resources = all(tx, &page.text, &refs(&args), resource_from_row).await?;
+    let mut resources = all_built(tx, &page.text, &refs(&args), resource_from_row).await?;
     if relations {
         load_relations(tx, tenant, kind, &mut resources).await?;
     }
@@ -73,7 +73,7 @@ async fn in_memory(
     candidates: Sql,
 ) -> Result<Page, StoreError> {
     let args = values(&candidates);
-    let mut rows = all(tx, &candidates.text, &refs(&args), resource_from_row).await?;
+    let mut rows = all_built(tx, &candidates.text, &refs(&args), resource_from_row).await?;
     let rt = kind.resource_type();
     if let Some(filter) = query.filter.as_ref().filter(|_| candidates.residual) {
         // Memberships are part of what a filter may test (`members.value`, `groups.value`).

@@ -17,7 +17,7 @@ macro_rules! pg_read {
                 .start()
                 .await
                 .map_err($crate::postgres::backend)?;
-            let $tx = &transaction;
+            let $tx = &$crate::postgres::Tx::new(&transaction);
             let value = async {
                 let result: Result<_, scimd_domain::store::StoreError> = $body;
                 result
@@ -52,7 +52,7 @@ macro_rules! pg_write {
                     .start()
                     .await
                     .map_err($crate::postgres::backend)?;
-                let $tx = &transaction;
+                let $tx = &$crate::postgres::Tx::new(&transaction);
                 let value = async {
                     let result: Result<_, $err> = $body;
                     result
@@ -110,8 +110,47 @@ const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_schem
 /// by conflict, so the budget is time rather than a count of attempts.
 pub(crate) const WRITE_RETRY_BUDGET: Duration = Duration::from_secs(10);
 
-/// A transaction on a pooled connection.
-pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+/// A transaction on a pooled connection whose statements go through the connection's statement
+/// cache: a statement's text is parsed and described once per connection, then only bound and
+/// run, one round trip instead of two. Statements built from a request's filter, unbounded in
+/// variety, bypass the cache ([`Tx::uncached`]).
+pub(crate) struct Tx<'a> {
+    inner: &'a deadpool_postgres::Transaction<'a>,
+}
+
+impl<'a> Tx<'a> {
+    /// Wraps a transaction.
+    pub(crate) fn new(inner: &'a deadpool_postgres::Transaction<'a>) -> Self {
+        Tx { inner }
+    }
+
+    /// The transaction itself, for statements that must not be cached.
+    pub(super) fn uncached(&self) -> &deadpool_postgres::Transaction<'a> {
+        self.inner
+    }
+
+    pub(super) async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, PgError> {
+        let statement = self.inner.prepare_cached(sql).await?;
+        self.inner.query(&statement, params).await
+    }
+
+    pub(super) async fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, PgError> {
+        let statement = self.inner.prepare_cached(sql).await?;
+        self.inner.query_one(&statement, params).await
+    }
+
+    pub(super) async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, PgError> {
+        let statement = self.inner.prepare_cached(sql).await?;
+        self.inner.query_opt(&statement, params).await
+    }
+
+    pub(super) async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, PgError> {
+        let statement = self.inner.prepare_cached(sql).await?;
+        self.inner.execute(&statement, params).await
+    }
+}
+
+type PgError = tokio_postgres::Error;
 
 /// The store on a PostgreSQL database, shared by every scimd node that points at it.
 #[derive(Clone)]
@@ -250,6 +289,31 @@ impl PostgresStore {
         self.pool.get().await.map_err(|e| StoreError::Backend(format!("PostgreSQL: no connection: {e}")))
     }
 
+    /// Runs one read statement on a pooled connection, outside an explicit transaction (one
+    /// statement is one snapshot), and reads at most one row with `row`.
+    async fn read_one<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        row: impl Fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(backend)?;
+        client.query_opt(&statement, params).await.map_err(backend)?.as_ref().map(row).transpose()
+    }
+
+    /// Runs one read statement as [`PostgresStore::read_one`] does, reading every row.
+    async fn read_all<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        row: impl Fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(backend)?;
+        client.query(&statement, params).await.map_err(backend)?.iter().map(row).collect()
+    }
+
     /// Query plans rest on the statistics autovacuum keeps: without them, a lookup by id can
     /// drift to a scan of the tenant as tables grow. Said once, at start, where operators look.
     async fn warn_without_autovacuum(&self) {
@@ -325,6 +389,17 @@ pub(super) async fn all<T>(
     rows.iter().map(row).collect()
 }
 
+/// Runs a statement built from a request (not cached) and reads its rows with `row`.
+pub(super) async fn all_built<T>(
+    tx: &Tx<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    row: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let rows = tx.uncached().query(sql, params).await.map_err(backend)?;
+    rows.iter().map(row).collect()
+}
+
 /// Runs a statement for at most one row and reads it with `row`.
 pub(super) async fn one<T>(
     tx: &Tx<'_>,
@@ -349,7 +424,7 @@ impl Store for PostgresStore {
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        pg_read!(self, |tx| one(tx, "SELECT value FROM settings WHERE key = $1", &[&key], |r| get(r, 0)).await)
+        self.read_one("SELECT value FROM settings WHERE key = $1", &[&key], |r| get(r, 0)).await
     }
 
     async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
@@ -407,33 +482,30 @@ impl Store for PostgresStore {
     }
 
     async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        pg_read!(self, |tx| all(
-            tx,
+        self.read_all(
             "SELECT id, name, token_lifetime_days, created_at FROM tenants ORDER BY created_at, id",
             &[],
-            tenant_from_row
+            tenant_from_row,
         )
-        .await)
+        .await
     }
 
     async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
-        pg_read!(self, |tx| one(
-            tx,
+        self.read_one(
             "SELECT id, name, token_lifetime_days, created_at FROM tenants WHERE id = $1",
             &[&id],
-            tenant_from_row
+            tenant_from_row,
         )
-        .await)
+        .await
     }
 
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
-        pg_read!(self, |tx| one(
-            tx,
+        self.read_one(
             "SELECT id, name, token_lifetime_days, created_at FROM tenants WHERE name = $1",
             &[&name],
-            tenant_from_row
+            tenant_from_row,
         )
-        .await)
+        .await
     }
 
     async fn insert_token(&self, token: &TokenRecord, retire_others_at: OffsetDateTime) -> Result<(), StoreError> {
@@ -458,7 +530,7 @@ impl Store for PostgresStore {
 
     async fn token_by_prefix(&self, prefix: &str) -> Result<Option<TokenRecord>, StoreError> {
         let sql = format!("SELECT {} FROM tokens WHERE prefix = $1", rows::TOKEN_COLUMNS);
-        pg_read!(self, |tx| one(tx, &sql, &[&prefix], token_from_row).await)
+        self.read_one(&sql, &[&prefix], token_from_row).await
     }
 
     async fn tokens(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
@@ -466,7 +538,7 @@ impl Store for PostgresStore {
             "SELECT {} FROM tokens WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC",
             rows::TOKEN_COLUMNS
         );
-        pg_read!(self, |tx| all(tx, &sql, &[&tenant], token_from_row).await)
+        self.read_all(&sql, &[&tenant], token_from_row).await
     }
 
     async fn revoke_token(
@@ -585,7 +657,7 @@ impl Store for PostgresStore {
         let sql = format!(
             "SELECT {RESOURCE_COLUMNS} FROM resources r WHERE r.tenant_id = $1 AND r.id = $2 AND r.kind = 'User'"
         );
-        pg_read!(self, |tx| one(tx, &sql, &[&tenant, &id], resource_from_row).await)
+        self.read_one(&sql, &[&tenant, &id], resource_from_row).await
     }
 
     async fn pending_users(&self, tenant: &str, offset: u32, limit: u32) -> Result<Vec<StoredResource>, StoreError> {
@@ -594,14 +666,11 @@ impl Store for PostgresStore {
              ORDER BY r.state_since, r.seq LIMIT $2 OFFSET $3"
         );
         let (limit, offset) = (i64::from(limit), i64::from(offset));
-        pg_read!(self, |tx| all(tx, &sql, &[&tenant, &limit, &offset], resource_from_row).await)
+        self.read_all(&sql, &[&tenant, &limit, &offset], resource_from_row).await
     }
 
     async fn tenants_with_pending(&self) -> Result<Vec<String>, StoreError> {
-        pg_read!(self, |tx| all(tx, "SELECT DISTINCT tenant_id FROM resources WHERE state = 'pending'", &[], |r| get(
-            r, 0
-        ))
-        .await)
+        self.read_all("SELECT DISTINCT tenant_id FROM resources WHERE state = 'pending'", &[], |r| get(r, 0)).await
     }
 
     async fn search_users(&self, tenant: &str, search: &UserSearch) -> Result<(u64, Vec<StoredResource>), StoreError> {
@@ -633,18 +702,14 @@ impl Store for PostgresStore {
     }
 
     async fn email_claim(&self, email: &str) -> Result<Option<EmailClaim>, StoreError> {
-        pg_read!(self, |tx| one(
-            tx,
+        self.read_one(
             "SELECT email, tenant_id, user_id, claimed_at FROM email_claims WHERE email = $1",
             &[&email],
-            |r| Ok(EmailClaim {
-                email: get(r, 0)?,
-                tenant_id: get(r, 1)?,
-                user_id: get(r, 2)?,
-                claimed_at: get(r, 3)?
-            })
+            |r| {
+                Ok(EmailClaim { email: get(r, 0)?, tenant_id: get(r, 1)?, user_id: get(r, 2)?, claimed_at: get(r, 3)? })
+            },
         )
-        .await)
+        .await
     }
 
     async fn release_email_claim(&self, claim: &EmailClaim) -> Result<bool, StoreError> {
@@ -672,22 +737,21 @@ impl Store for PostgresStore {
 
     async fn regions(&self) -> Result<Vec<Region>, StoreError> {
         let sql = format!("SELECT {} FROM regions ORDER BY name COLLATE \"C\"", provisioning::REGION_COLUMNS);
-        pg_read!(self, |tx| all(tx, &sql, &[], provisioning::region_from_row).await)
+        self.read_all(&sql, &[], provisioning::region_from_row).await
     }
 
     async fn region(&self, id: &str) -> Result<Option<Region>, StoreError> {
         let sql = format!("SELECT {} FROM regions WHERE id = $1", provisioning::REGION_COLUMNS);
-        pg_read!(self, |tx| one(tx, &sql, &[&id], provisioning::region_from_row).await)
+        self.read_one(&sql, &[&id], provisioning::region_from_row).await
     }
 
     async fn tenant_regions(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
-        pg_read!(self, |tx| all(
-            tx,
+        self.read_all(
             "SELECT region_id FROM tenant_regions WHERE tenant_id = $1 ORDER BY region_id COLLATE \"C\"",
             &[&tenant],
-            |r| get(r, 0)
+            |r| get(r, 0),
         )
-        .await)
+        .await
     }
 
     async fn set_tenant_regions(&self, tenant: &str, region_ids: &[String]) -> Result<(), StoreError> {
@@ -752,12 +816,12 @@ impl Store for PostgresStore {
             "SELECT {} FROM profiles WHERE tenant_id = $1 ORDER BY name COLLATE \"C\"",
             provisioning::PROFILE_COLUMNS
         );
-        pg_read!(self, |tx| all(tx, &sql, &[&tenant], provisioning::profile_from_row).await)
+        self.read_all(&sql, &[&tenant], provisioning::profile_from_row).await
     }
 
     async fn profile(&self, tenant: &str, id: &str) -> Result<Option<Profile>, StoreError> {
         let sql = format!("SELECT {} FROM profiles WHERE tenant_id = $1 AND id = $2", provisioning::PROFILE_COLUMNS);
-        pg_read!(self, |tx| one(tx, &sql, &[&tenant, &id], provisioning::profile_from_row).await)
+        self.read_one(&sql, &[&tenant, &id], provisioning::profile_from_row).await
     }
 
     async fn insert_mapping(&self, mapping: &Mapping) -> Result<(), StoreError> {
@@ -783,7 +847,7 @@ impl Store for PostgresStore {
             "SELECT {} FROM mappings WHERE tenant_id = $1 ORDER BY priority, created_at, id COLLATE \"C\"",
             provisioning::MAPPING_COLUMNS
         );
-        pg_read!(self, |tx| all(tx, &sql, &[&tenant], provisioning::mapping_from_row).await)
+        self.read_all(&sql, &[&tenant], provisioning::mapping_from_row).await
     }
 }
 

@@ -53,22 +53,13 @@ pub(super) async fn insert_outbox(tx: &Tx<'_>, e: &OutboxEntry) -> Result<Option
     // Identity values are handed out at insert but become visible at commit, so two nodes' rows
     // could commit out of id order and a feed reader past the higher id would never see the
     // lower one. Holding the tenant's outbox lock until commit makes its ids grow in commit order.
-    let lock = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended('scimd.outbox:' || $1::text, 0))")
-        .await
-        .map_err(backend)?;
-    tx.execute(&lock, &[&e.tenant_id]).await.map_err(backend)?;
-    let insert = tx
-        .prepare_cached(
+    let lock = "SELECT pg_advisory_xact_lock(hashtextextended('scimd.outbox:' || $1::text, 0))";
+    tx.execute(lock, &[&e.tenant_id]).await.map_err(backend)?;
+    let row = tx
+        .query_opt(
             "INSERT INTO outbox (tenant_id, kind, type, subject_id, idempotency_key, payload, created_at)
              VALUES ($1, $2, $3, $4, $5, $6::text::json, $7) ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING id",
-        )
-        .await
-        .map_err(backend)?;
-    let row = tx
-        .query_opt(
-            &insert,
             &[&e.tenant_id, &e.kind.as_str(), &e.event_type, &e.subject_id, &e.idempotency_key, &data, &e.created_at],
         )
         .await
