@@ -303,6 +303,7 @@ async fn run_backend(
     let seeding = Instant::now();
     let tenants = seed(&client, &server.base, args.users, args.tenants.max(1)).await?;
     let seeded_in = seeding.elapsed();
+    let mut durability = "SQLite: WAL, synchronous=FULL".to_owned();
     if let Some(url) = database_url {
         // What autovacuum does on a production server (this machine's PostgreSQL has it off):
         // fresh statistics after a bulk load, or lookups by id become scans.
@@ -310,6 +311,12 @@ async fn run_backend(
             tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
         tokio::spawn(connection);
         client.batch_execute("ANALYZE").await.map_err(|e| e.to_string())?;
+        let mut settings = Vec::new();
+        for setting in ["fsync", "synchronous_commit"] {
+            let row = client.query_one(&format!("SHOW {setting}"), &[]).await.map_err(|e| e.to_string())?;
+            settings.push(format!("{setting}={}", row.get::<_, String>(0)));
+        }
+        durability = format!("PostgreSQL: {}", settings.join(", "));
     }
     server.stop();
     // Start again over the seeded database: start-up time and memory at this size.
@@ -334,6 +341,7 @@ async fn run_backend(
         server.started_in.as_millis(),
         rss_start.map_or("?".into(), |r| format!("{r:.0}"))
     );
+    println!("durability: {durability}");
     let mut all = Vec::new();
     for scenario in Scenario::ALL {
         if scenario != Scenario::Healthz && !args.only.is_empty() && !args.only.iter().any(|o| o == scenario.name()) {
@@ -476,6 +484,8 @@ struct Lane {
     lane: usize,
     run: u64,
     done: u64,
+    /// The user the previous operation deactivated (patch-active re-activates it next).
+    deactivated: Option<User>,
 }
 
 impl Lane {
@@ -518,9 +528,17 @@ impl Lane {
                 self.call(reqwest::Method::POST, &format!("{scim}/Users"), Some(&token), Some(user_doc(&name))).await
             }
             Scenario::Patch => {
-                let user = self.any_user();
-                // Deactivate on odd operations, re-activate on even ones: seats move both ways.
-                let body = patch(json!([{ "op": "replace", "path": "active", "value": self.done.is_multiple_of(2) }]));
+                // Deactivate a user, then re-activate the same one: every operation is a change
+                // (a PATCH that changes nothing writes nothing), and seats move both ways.
+                let (user, active) = match self.deactivated.take() {
+                    Some(user) => (user, true),
+                    None => {
+                        let user = self.any_user();
+                        self.deactivated = Some(user.clone());
+                        (user, false)
+                    }
+                };
+                let body = patch(json!([{ "op": "replace", "path": "active", "value": active }]));
                 self.call(reqwest::Method::PATCH, &format!("{scim}/Users/{}", user.id), Some(&token), Some(body)).await
             }
             Scenario::Put => {
@@ -610,6 +628,7 @@ async fn measure(
             lane,
             run,
             done: 0,
+            deactivated: None,
         };
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -621,10 +640,13 @@ async fn measure(
                 }
                 let outcome = state.operate(scenario).await;
                 if start >= from {
-                    latencies.push(start.elapsed().as_micros() as u32);
-                    if let Err(e) = outcome {
-                        errors += 1;
-                        first_error.get_or_insert(e);
+                    // Only what succeeded counts as throughput (a refusal can be fast).
+                    match outcome {
+                        Ok(()) => latencies.push(start.elapsed().as_micros() as u32),
+                        Err(e) => {
+                            errors += 1;
+                            first_error.get_or_insert(e);
+                        }
                     }
                 }
             }
@@ -657,7 +679,7 @@ async fn measure(
         operations_per_s: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(0.50),
         p99_ms: percentile(0.99),
-        operations: latencies.len() as u64,
+        operations: latencies.len() as u64 + errors,
         errors,
         first_error,
     }

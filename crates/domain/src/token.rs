@@ -381,7 +381,11 @@ impl Service {
             if secret.len() < 16 {
                 return Err(DomainError::Invalid("SCIMD_OPERATOR_TOKEN must be at least 16 characters".into()));
             }
-            self.store.set_setting(OPERATOR_TOKEN_SETTING, &hash_token(secret)).await?;
+            let hash = hash_token(secret);
+            // Unchanged on most starts: no write then (a start is not a change of the database).
+            if self.store.setting(OPERATOR_TOKEN_SETTING).await?.as_deref() != Some(hash.as_str()) {
+                self.store.set_setting(OPERATOR_TOKEN_SETTING, &hash).await?;
+            }
             return Ok(None);
         }
         if self.store.setting(OPERATOR_TOKEN_SETTING).await?.is_some() {

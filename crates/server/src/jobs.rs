@@ -47,8 +47,9 @@ pub fn start(service: Service, metrics: crate::Metrics) {
             let leads = match service.lead("background", LEASE_TERM).await {
                 Ok(leads) => leads,
                 Err(e) => {
+                    // A database hiccup is no change of leader: skip this tick, keep the state.
                     tracing::warn!(error = %e, "cannot take the background jobs' lease");
-                    false
+                    continue;
                 }
             };
             if leads != leading {

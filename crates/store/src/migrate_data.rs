@@ -72,8 +72,8 @@ pub enum MigrateError {
     TargetInUse(String),
     /// The target is an earlier copy, but a scimd node has written to it since.
     #[error(
-        "the target database is an earlier copy of {0}, but it has changed since ({1}): a scimd node has served \
-         from it, and copying again would overwrite what it acknowledged"
+        "the target database is an earlier copy of {0}, but it has been written to since ({1}), most likely by a \
+         scimd node serving from it; copying again would overwrite those writes"
     )]
     TargetChanged(String, String),
     /// The two databases' tables do not match (one of them is of another scimd version).
@@ -135,12 +135,13 @@ pub async fn migrate_data(
     if !db_file.is_file() {
         return Err(MigrateError::Source(format!("no scimd database at {}", db_file.display())));
     }
-    SqliteStore::open(data_dir).map_err(|e| MigrateError::Source(e.to_string()))?;
     let source_name = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned()).display().to_string();
     let target = PostgresStore::connect(to_url, 1).await.map_err(|e| MigrateError::Backend(e.to_string()))?;
     let mut client = target.client().await.map_err(|e| MigrateError::Backend(e.to_string()))?;
 
     let tx = client.transaction().await.map_err(pg)?;
+    // A large copy may outlast a statement timeout the server or the role sets.
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await.map_err(pg)?;
     // Nodes serving from the target wait until the copy commits (or fail after the timeout):
     // what the emptiness check below sees stays true until then.
     tx.batch_execute(&format!(
@@ -335,6 +336,13 @@ enum Cell {
 
 impl Cell {
     fn convert(value: &SqlValue, ty: &Type) -> Result<Cell, String> {
+        if let SqlValue::Text(t) = value
+            && t.contains('\0')
+        {
+            return Err(format!(
+                "a value holds the NUL character (U+0000), which PostgreSQL cannot store: {t:?}; remove it and copy again"
+            ));
+        }
         let cell = match (value, ty) {
             (SqlValue::Null, _) => Cell::Null,
             (SqlValue::Text(t), &Type::TEXT) => Cell::Text(t.clone()),
@@ -390,7 +398,17 @@ struct SourceReader {
 
 impl SourceReader {
     fn start(db_file: PathBuf, tables: Vec<(&'static str, Vec<String>)>) -> Result<Self, MigrateError> {
+        // Read-only: copying never changes the source (not even its schema version).
         let conn = Connection::open_with_flags(&db_file, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sqlite)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sqlite)?;
+        if usize::try_from(version).ok() != Some(SqliteStore::SCHEMA_VERSION) {
+            return Err(MigrateError::Schema(format!(
+                "the source database has schema version {version} and this scimd writes version {}; start this scimd \
+                 once on it (`scimd serve --data-dir …` migrates it), stop it, then copy",
+                SqliteStore::SCHEMA_VERSION
+            )));
+        }
         check_source_tables(&conn, &tables)?;
         let (send, rows) = tokio::sync::mpsc::channel(4);
         std::thread::spawn(move || {

@@ -59,14 +59,15 @@ struct Inner {
 fn backend(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         // Another process held the database past the busy timeout.
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            StoreError::Busy(e.to_string())
-        }
+        Some(rusqlite::ErrorCode::DatabaseBusy) => StoreError::Busy(e.to_string()),
         _ => StoreError::Backend(e.to_string()),
     }
 }
 
 impl SqliteStore {
+    /// The schema version this build writes (`PRAGMA user_version` after its migrations).
+    pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
     /// Opens (creating if needed) the database in `data_dir` and runs its migrations.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)
