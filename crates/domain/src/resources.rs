@@ -151,8 +151,37 @@ impl EtagCondition {
     }
 }
 
-/// How many times a write retries after losing a race with another write of the same resource.
-const WRITE_RETRIES: usize = 5;
+/// How long a write keeps trying again after losing races with other writes of the same
+/// resource (a group that many requests change at once) before it answers busy.
+const WRITE_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The attempts of a write that may lose races: each retry after a short pause that grows, with
+/// jitter so that the writers of one resource stop colliding in lockstep; none after the budget.
+struct Attempts {
+    started: std::time::Instant,
+    made: u32,
+}
+
+impl Attempts {
+    fn new() -> Self {
+        Attempts { started: std::time::Instant::now(), made: 0 }
+    }
+
+    /// Whether to make another attempt, pausing first unless it is the first.
+    async fn another(&mut self, service: &Service) -> bool {
+        if self.made > 0 {
+            if self.started.elapsed() >= WRITE_RETRY_BUDGET {
+                return false;
+            }
+            let mut jitter = [0u8; 1];
+            service.random.fill(&mut jitter);
+            let millis = (1u64 << self.made.min(5)) + u64::from(jitter[0] % 16);
+            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+        }
+        self.made += 1;
+        true
+    }
+}
 
 fn not_found(kind: ResourceKind, id: &str) -> DomainError {
     // The same words whether the id does not exist or belongs to another tenant.
@@ -178,7 +207,8 @@ impl Service {
     pub async fn create_resource(&self, tenant: &Tenant, kind: ResourceKind, body: Value) -> Result<StoredResource> {
         if kind == ResourceKind::User {
             let doc = prepare(kind, body).map_err(crate::provisioning::service::no_user_name)?;
-            for _ in 0..WRITE_RETRIES {
+            let mut attempts = Attempts::new();
+            while attempts.another(self).await {
                 match self.provision_new_user(tenant, doc.clone(), crate::provisioning::Manager::Idp).await {
                     // A user it takes over changed meanwhile: decide again.
                     Err(DomainError::Store(StoreError::VersionMismatch)) => continue,
@@ -220,7 +250,8 @@ impl Service {
     ) -> Result<StoredResource> {
         let mut doc = prepare(kind, body)?;
         self.resolve_members(tenant, kind, Some(id), &mut doc, &HashSet::new()).await?;
-        for _ in 0..WRITE_RETRIES {
+        let mut attempts = Attempts::new();
+        while attempts.another(self).await {
             let current = self.get_resource(tenant, kind, id, false).await?;
             check_if_match(if_match, &current)?;
             let mut next = doc.clone();
@@ -245,7 +276,8 @@ impl Service {
         if_match: Option<&EtagCondition>,
     ) -> Result<StoredResource> {
         let patch = PatchRequest::parse(body)?;
-        for _ in 0..WRITE_RETRIES {
+        let mut attempts = Attempts::new();
+        while attempts.another(self).await {
             let current = self.get_resource(tenant, kind, id, kind == ResourceKind::Group).await?;
             check_if_match(if_match, &current)?;
             let mut doc = current.doc.clone();
@@ -308,7 +340,8 @@ impl Service {
         if_match: Option<&EtagCondition>,
     ) -> Result<()> {
         if kind == ResourceKind::User {
-            for _ in 0..WRITE_RETRIES {
+            let mut attempts = Attempts::new();
+            while attempts.another(self).await {
                 let current = self.get_resource(tenant, kind, id, false).await?;
                 check_if_match(if_match, &current)?;
                 match self.delete_user(tenant, &current).await {
