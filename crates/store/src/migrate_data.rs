@@ -151,10 +151,9 @@ pub async fn migrate_data(
     .await
     .map_err(|e| MigrateError::Backend(format!("cannot lock the target's tables (is a scimd node using it?): {e}")))?;
     let columns = target_columns(&tx).await?;
-    let reader = SourceReader::start(db_file, columns.iter().map(|(t, c)| (*t, c.names.clone())).collect())?;
+    let mut reader = SourceReader::start(db_file, columns.iter().map(|(t, c)| (*t, c.names.clone())).collect())?;
 
     let replaced_earlier_copy = prepare_target(&tx).await?;
-    let mut reader = reader;
     let source_counts = reader.counts().await?;
     progress(Progress::Counted { rows: source_counts.iter().sum() });
 
