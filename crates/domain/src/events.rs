@@ -187,6 +187,11 @@ impl Idp {
         }
     }
 
+    /// The IdP of a stable name; a name this version does not know is `Other`.
+    pub fn parse(name: &str) -> Idp {
+        [Idp::Okta, Idp::EntraId, Idp::OneLogin].into_iter().find(|i| i.as_str() == name).unwrap_or(Idp::Other)
+    }
+
     /// The stable name.
     pub fn as_str(self) -> &'static str {
         match self {

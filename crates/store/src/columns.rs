@@ -37,6 +37,10 @@ pub(crate) const WRITTEN: [&str; 17] = [
 /// Users SCIM may see: users the IdP deleted under the preserve policy are kept but hidden.
 pub(crate) const VISIBLE: &str = "(r.state IS NULL OR r.state <> 'deleted')";
 
+/// The columns an event row is read with, in the order the row readers expect.
+pub(crate) const EVENT_COLUMNS: &str = "id, at, tenant_id, token_id, request_id, idp, method, path, operation, subject, \
+     outcome, cause, status, detail, duration_ms, mentions";
+
 /// The columns a resource row is read with, in the order the row readers expect.
 pub(crate) const RESOURCE_COLUMNS: &str = "r.id, r.kind, r.doc, r.created, r.modified, r.version, r.state, \
      r.state_since, r.profile_id, r.region_id, r.pending_cause, r.preserved_by, r.managed_by, r.claimed_email";

@@ -8,18 +8,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{PostgresStore, Tx, backend, get};
-
-const COLUMNS: &str = "id, at, tenant_id, token_id, request_id, idp, method, path, operation, subject, outcome, cause, \
-     status, detail, duration_ms, mentions";
-
-fn idp(name: &str) -> Idp {
-    match name {
-        "okta" => Idp::Okta,
-        "entra_id" => Idp::EntraId,
-        "onelogin" => Idp::OneLogin,
-        _ => Idp::Other,
-    }
-}
+use crate::columns::EVENT_COLUMNS;
 
 fn event_from_row(row: &Row) -> Result<Event, StoreError> {
     let status: i64 = get(row, 12)?;
@@ -30,7 +19,7 @@ fn event_from_row(row: &Row) -> Result<Event, StoreError> {
         tenant_id: get(row, 2)?,
         token_id: get(row, 3)?,
         request_id: get(row, 4)?,
-        idp: idp(get(row, 5)?),
+        idp: Idp::parse(get(row, 5)?),
         method: get(row, 6)?,
         path: get(row, 7)?,
         operation: get(row, 8)?,
@@ -101,7 +90,7 @@ impl EventStore for PostgresStore {
         let subject = q.subject.as_deref().map(str::to_lowercase);
         let mention = subject.as_deref().map(|s| format!(" {s} "));
         let limit = i64::from(q.limit);
-        let mut sql = format!("SELECT {COLUMNS} FROM events WHERE true");
+        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE true");
         let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
         if let Some(t) = &q.tenant_id {
             let p = param(&mut args, t);

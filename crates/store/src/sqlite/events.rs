@@ -9,18 +9,7 @@ use scimd_domain::store::StoreError;
 use time::OffsetDateTime;
 
 use super::{SqliteStore, backend};
-
-const COLUMNS: &str = "id, at, tenant_id, token_id, request_id, idp, method, path, operation, subject, outcome, cause, \
-     status, detail, duration_ms, mentions";
-
-fn idp(name: &str) -> Idp {
-    match name {
-        "okta" => Idp::Okta,
-        "entra_id" => Idp::EntraId,
-        "onelogin" => Idp::OneLogin,
-        _ => Idp::Other,
-    }
-}
+use crate::columns::EVENT_COLUMNS;
 
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
     let at: String = row.get(1)?;
@@ -30,7 +19,7 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
         tenant_id: row.get(2)?,
         token_id: row.get(3)?,
         request_id: row.get(4)?,
-        idp: idp(&row.get::<_, String>(5)?),
+        idp: Idp::parse(&row.get::<_, String>(5)?),
         method: row.get(6)?,
         path: row.get(7)?,
         operation: row.get(8)?,
@@ -94,7 +83,7 @@ impl EventStore for SqliteStore {
     async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let q = query.clone();
         self.read(move |c| {
-            let mut sql = format!("SELECT {COLUMNS} FROM events WHERE 1 = 1");
+            let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1");
             let mut args: Vec<SqlValue> = Vec::new();
             let mut add = |clause: &str, value: SqlValue| {
                 sql.push_str(clause);
