@@ -18,6 +18,7 @@ pub mod resources;
 pub mod store;
 pub mod tenant;
 pub mod token;
+pub mod token_cache;
 pub mod webhooks;
 
 pub use error::{DomainError, Result};
@@ -69,6 +70,8 @@ pub struct Service {
     pub(crate) password_work: Arc<tokio::sync::Semaphore>,
     /// This process among the nodes sharing the database: who holds a background job's lease.
     node: Arc<str>,
+    /// Tokens recently read, so that a request is authenticated without a database read.
+    tokens: Arc<token_cache::TokenCache>,
 }
 
 impl Service {
@@ -86,6 +89,7 @@ impl Service {
             limits,
             password_work: Arc::new(tokio::sync::Semaphore::new(2)),
             node: node.into(),
+            tokens: Arc::default(),
         }
     }
 

@@ -303,7 +303,10 @@ impl Service {
                 last_used_at: None,
                 last_used_agent: None,
             };
-            match self.store.insert_token(&record, now + keep_old_for).await {
+            let inserted = self.store.insert_token(&record, now + keep_old_for).await;
+            // The tenant's other tokens now stop at a new time.
+            self.tokens.forget_tenant(&tenant.id);
+            match inserted {
                 Ok(()) => return Ok(IssuedToken { record, secret }),
                 Err(crate::store::StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -322,17 +325,25 @@ impl Service {
     pub async fn revoke_token(&self, tenant_id: &str, token_id: &str) -> Result<TokenRecord> {
         let tenant = self.tenant(tenant_id).await?;
         let now = self.clock.now();
-        self.store
-            .revoke_token(&tenant.id, token_id, now)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("tenant {} has no token {token_id}", tenant.id)))
+        let revoked = self.store.revoke_token(&tenant.id, token_id, now).await;
+        self.tokens.forget_tenant(&tenant.id);
+        revoked?.ok_or_else(|| DomainError::NotFound(format!("tenant {} has no token {token_id}", tenant.id)))
     }
 
-    /// Authenticates a SCIM request from its `Authorization` header and records the token's use.
+    /// Authenticates a SCIM request from its `Authorization` header and records the token's use. A
+    /// token read less than [`crate::token_cache::TOKEN_CACHE_TTL`] ago is not read again.
     pub async fn authenticate(&self, header: Option<&str>, user_agent: Option<&str>) -> Result<Authenticated> {
         let token = bearer_token(header)?;
         let prefix = token_prefix(token).ok_or(AuthError::UnknownToken)?;
-        let record = self.store.token_by_prefix(prefix).await?.ok_or(AuthError::UnknownToken)?;
+        let (record, tenant) = match self.tokens.get(prefix) {
+            Some(cached) => cached,
+            None => {
+                let record = self.store.token_by_prefix(prefix).await?.ok_or(AuthError::UnknownToken)?;
+                let tenant = self.tenant(&record.tenant_id).await?;
+                self.tokens.put(record.clone(), tenant.clone());
+                (record, tenant)
+            }
+        };
         if !hashes_match(&record.hash, &hash_token(token)) {
             return Err(AuthError::UnknownToken.into());
         }
@@ -358,8 +369,8 @@ impl Service {
             record.last_used_at.is_none_or(|at| now - at > LAST_USED_RESOLUTION) || record.last_used_agent != agent;
         if stale {
             self.store.touch_token(&record.id, now, agent.as_deref()).await?;
+            self.tokens.touched(&record.prefix, now, agent);
         }
-        let tenant = self.tenant(&record.tenant_id).await?;
         Ok(Authenticated { tenant, token: record })
     }
 
@@ -370,7 +381,10 @@ impl Service {
     pub async fn identify_token(&self, authorization_header: Option<&str>) -> Option<TokenRecord> {
         let token = bearer_token(authorization_header).ok()?;
         let prefix = token_prefix(token)?;
-        let record = self.store.token_by_prefix(prefix).await.ok().flatten()?;
+        let record = match self.tokens.get(prefix) {
+            Some((record, _)) => record,
+            None => self.store.token_by_prefix(prefix).await.ok().flatten()?,
+        };
         hashes_match(&record.hash, &hash_token(token)).then_some(record)
     }
 

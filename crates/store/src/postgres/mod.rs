@@ -104,7 +104,10 @@ use tokio_postgres::{NoTls, Row};
 use crate::columns::{IndexedColumns, Member, PlacementColumns, RESOURCE_COLUMNS, VISIBLE, WRITTEN};
 use rows::{resource_from_row, tenant_from_row, token_from_row};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_schema.sql"),
+    include_str!("../../migrations/postgres/0002_visible_index.sql"),
+];
 /// How long a write is run again while PostgreSQL keeps aborting it as a serialization conflict.
 /// Writes to one hot row (a profile's seat counter during a tenant's initial sync) take turns
 /// by conflict, so the budget is time rather than a count of attempts.

@@ -1,7 +1,7 @@
 //! Accounts, sessions, API keys and the audit log on SQLite.
 
 use async_trait::async_trait;
-use rusqlite::{Row, params};
+use rusqlite::{Connection, Row, params};
 use scimd_domain::access::accounts::{Account, Session};
 use scimd_domain::access::api_keys::ApiKey;
 use scimd_domain::access::audit::{AuditEntry, AuditQuery};
@@ -63,7 +63,7 @@ fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-fn insert_account(tx: &rusqlite::Transaction<'_>, a: &Account) -> Result<(), StoreError> {
+fn insert_account(tx: &Connection, a: &Account) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO accounts (id, email, password_hash, role, tenant_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![a.id, a.email, a.password_hash, a.role.as_str(), a.role.tenant_id(), format_time(a.created_at)],

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Row, params, params_from_iter};
+use rusqlite::{Connection, Row, params, params_from_iter};
 use scimd_domain::clock::{format_time, parse_time};
 use scimd_domain::events::{Cause, DayActivity, Event, EventQuery, EventStore, Idp, Outcome};
 use scimd_domain::store::StoreError;
@@ -37,7 +37,7 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
 }
 
 /// Appends one event inside a write transaction.
-pub(super) fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> Result<(), StoreError> {
+pub(super) fn insert_event(tx: &Connection, e: &Event) -> Result<(), StoreError> {
     let mut stmt = tx
         .prepare_cached(
             "INSERT INTO events (at, tenant_id, token_id, request_id, idp, method, path, operation, subject,

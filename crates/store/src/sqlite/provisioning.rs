@@ -1,7 +1,7 @@
 //! Provisioning rules on SQLite: regions, profiles, mappings, tenant settings, and the
 //! provisioning transaction (seat, email claim, region health, then the write).
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use scimd_domain::clock::{format_time, parse_time};
 use scimd_domain::provisioning::{Health, Mapping, Profile, Region, TenantSettings};
 use scimd_domain::resources::StoredResource;
@@ -56,7 +56,7 @@ pub(super) fn mapping_from_row(row: &Row<'_>) -> rusqlite::Result<Mapping> {
     })
 }
 
-pub(super) fn upsert_region(tx: &Transaction<'_>, r: &Region, insert: bool) -> Result<(), StoreError> {
+pub(super) fn upsert_region(tx: &Connection, r: &Region, insert: bool) -> Result<(), StoreError> {
     let sql = if insert {
         "INSERT INTO regions (id, name, health, health_since, probe_url, probe_interval_seconds, last_probe_at,
              last_probe_result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
@@ -97,7 +97,7 @@ fn conflict_in(e: rusqlite::Error, column: &str) -> StoreError {
     }
 }
 
-pub(super) fn insert_profile(tx: &Transaction<'_>, p: &Profile, now: OffsetDateTime) -> Result<(), StoreError> {
+pub(super) fn insert_profile(tx: &Connection, p: &Profile, now: OffsetDateTime) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO profiles (tenant_id, id, name, max_users, active_users, created_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
         params![p.tenant_id, p.id, p.name, p.max_users, format_time(now)],
@@ -106,7 +106,7 @@ pub(super) fn insert_profile(tx: &Transaction<'_>, p: &Profile, now: OffsetDateT
     Ok(())
 }
 
-pub(super) fn update_profile(tx: &Transaction<'_>, p: &Profile) -> Result<(), StoreError> {
+pub(super) fn update_profile(tx: &Connection, p: &Profile) -> Result<(), StoreError> {
     let n = tx
         .execute(
             "UPDATE profiles SET name = ?3, max_users = ?4 WHERE tenant_id = ?1 AND id = ?2",
@@ -119,12 +119,7 @@ pub(super) fn update_profile(tx: &Transaction<'_>, p: &Profile) -> Result<(), St
     Ok(())
 }
 
-pub(super) fn write_mapping(
-    tx: &Transaction<'_>,
-    m: &Mapping,
-    insert: bool,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
+pub(super) fn write_mapping(tx: &Connection, m: &Mapping, insert: bool, now: OffsetDateTime) -> Result<(), StoreError> {
     let n = if insert {
         tx.execute(
             "INSERT INTO mappings (tenant_id, id, name, priority, filter, profile_id, region_id, enabled, created_at)
@@ -165,7 +160,7 @@ pub(super) fn settings(c: &Connection, tenant: &str) -> Result<TenantSettings, S
 }
 
 /// Runs one step; `Err(Refused)` rolls the whole transaction back.
-fn run_step(tx: &Transaction<'_>, tenant: &str, step: &Step) -> Result<(), ProvisionError> {
+fn run_step(tx: &Connection, tenant: &str, step: &Step) -> Result<(), ProvisionError> {
     match step {
         Step::RecordEvent(event) => super::events::insert_event(tx, event)?,
         Step::Outbox(entry) => {
@@ -271,7 +266,7 @@ fn refused_email(email: &str, holder: EmailHolder) -> ProvisionError {
 
 /// The provisioning transaction: steps in order, then the write.
 pub(super) fn provision(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     tenant: &str,
     steps: &[Step],
     write: &ResourceWrite,

@@ -2,7 +2,7 @@
 //! state of warnings that fired.
 
 use async_trait::async_trait;
-use rusqlite::{Row, params};
+use rusqlite::{Connection, Row, params};
 use scimd_domain::clock::{format_time, parse_time};
 use scimd_domain::store::StoreError;
 use scimd_domain::webhooks::{Attempt, Delivery, DueDelivery, EntryKind, OutboxEntry, Webhook, WebhookStore};
@@ -47,7 +47,7 @@ fn webhook_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Webhook> {
 
 /// Appends an outbox row inside a write transaction unless its idempotency key exists; its id
 /// when appended.
-pub(super) fn insert_outbox(tx: &rusqlite::Transaction<'_>, e: &OutboxEntry) -> Result<Option<i64>, StoreError> {
+pub(super) fn insert_outbox(tx: &Connection, e: &OutboxEntry) -> Result<Option<i64>, StoreError> {
     let data = serde_json::to_string(&e.data).map_err(|err| StoreError::Backend(err.to_string()))?;
     let n = tx
         .prepare_cached(
