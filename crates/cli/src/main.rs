@@ -7,6 +7,11 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+/// mimalloc rather than the system allocator: a SCIM request builds and drops many small JSON
+/// values, and glibc's allocator (its consolidation and locking) was a sixth of a PATCH's time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = match config::Cli::try_parse() {

@@ -194,6 +194,26 @@ fn uses_index(filter: &Filter, kind: ResourceKind) -> bool {
     }
 }
 
+/// Whether the filter matches few rows found through an index whatever the data: an `eq` on an
+/// identifier IdPs look resources up by (`userName`, `externalId`, `id`, `emails.value`, a
+/// Group's `displayName`), alone or under an `and`. Such a query costs what a lookup by id costs.
+pub(crate) fn is_lookup(filter: &Filter, kind: ResourceKind) -> bool {
+    match filter {
+        Filter::And(a, b) => is_lookup(a, kind) || is_lookup(b, kind),
+        Filter::Compare(path, CompareOp::Eq, _) => match target(path, kind) {
+            Ok(Target::Column(col)) => match col.expr {
+                "r.id" | "r.external_id" | "r.user_name_fold" => true,
+                // Unique in practice for groups; many users may share a display name.
+                "r.display_name_fold" => kind == ResourceKind::Group,
+                _ => false,
+            },
+            Ok(Target::Related(Relation::Emails, Some(sub))) => sub.eq_ignore_ascii_case("value"),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Appends the SQL of `filter` for resources of `kind` (aliased `r`).
 pub(crate) fn compile(filter: &Filter, kind: ResourceKind, out: &mut Sql) -> Result<(), StoreError> {
     if !uses_index(filter, kind) {

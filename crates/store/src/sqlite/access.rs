@@ -10,6 +10,7 @@ use scimd_domain::clock::format_time;
 use scimd_domain::store::StoreError;
 use time::OffsetDateTime;
 
+use super::CachedSql;
 use super::rows::{optional_time, time_column};
 use super::{SqliteStore, all, backend, conflict_or_backend, one};
 
@@ -64,7 +65,7 @@ fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
 }
 
 fn insert_account(tx: &Connection, a: &Account) -> Result<(), StoreError> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO accounts (id, email, password_hash, role, tenant_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![a.id, a.email, a.password_hash, a.role.as_str(), a.role.tenant_id(), format_time(a.created_at)],
     )
@@ -88,7 +89,7 @@ impl AccessStore for SqliteStore {
         let (a, key, hash) = (account.clone(), setup_key.to_owned(), code_hash.to_owned());
         self.write(move |tx| {
             let spent = tx
-                .execute(
+                .exec(
                     "UPDATE settings SET value = '' WHERE key = ?1 AND value = ?2 AND value <> ''
                      AND NOT EXISTS (SELECT 1 FROM accounts WHERE role = 'operator')",
                     params![key, hash],
@@ -131,7 +132,7 @@ impl AccessStore for SqliteStore {
     async fn touch_account(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         let id = id.to_owned();
         self.write(move |tx| {
-            tx.execute("UPDATE accounts SET last_sign_in_at = ?2 WHERE id = ?1", params![id, format_time(at)])
+            tx.exec("UPDATE accounts SET last_sign_in_at = ?2 WHERE id = ?1", params![id, format_time(at)])
                 .map_err(backend)?;
             Ok(())
         })
@@ -140,7 +141,7 @@ impl AccessStore for SqliteStore {
 
     async fn delete_account(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
-        self.write(move |tx| match tx.execute("DELETE FROM accounts WHERE id = ?1", [id]).map_err(backend)? {
+        self.write(move |tx| match tx.exec("DELETE FROM accounts WHERE id = ?1", [id]).map_err(backend)? {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
         })
@@ -150,7 +151,7 @@ impl AccessStore for SqliteStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         let s = session.clone();
         self.write(move |tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO sessions (hash, account_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![s.hash, s.account_id, s.csrf, format_time(s.created_at), format_time(s.expires_at)],
             )
@@ -184,7 +185,7 @@ impl AccessStore for SqliteStore {
     async fn delete_session(&self, hash: &str) -> Result<(), StoreError> {
         let hash = hash.to_owned();
         self.write(move |tx| {
-            tx.execute("DELETE FROM sessions WHERE hash = ?1", [hash]).map_err(backend)?;
+            tx.exec("DELETE FROM sessions WHERE hash = ?1", [hash]).map_err(backend)?;
             Ok(())
         })
         .await
@@ -201,7 +202,7 @@ impl AccessStore for SqliteStore {
     async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         let k = key.clone();
         self.write(move |tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO api_keys (id, prefix, hash, name, account_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![k.id, k.prefix, k.hash, k.name, k.account_id, format_time(k.created_at)],
             )
@@ -231,7 +232,7 @@ impl AccessStore for SqliteStore {
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.id = ?1");
         self.write(move |tx| {
             let n = tx
-                .execute(
+                .exec(
                     "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND account_id = ?2",
                     params![id, account_id, format_time(at)],
                 )
@@ -247,7 +248,7 @@ impl AccessStore for SqliteStore {
     async fn touch_api_key(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         let id = id.to_owned();
         self.write(move |tx| {
-            tx.execute("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1", params![id, format_time(at)])
+            tx.exec("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1", params![id, format_time(at)])
                 .map_err(backend)?;
             Ok(())
         })
@@ -259,7 +260,7 @@ impl AccessStore for SqliteStore {
         let text = |v: &Option<serde_json::Value>| v.as_ref().map(serde_json::Value::to_string);
         let (before, after) = (text(&e.before), text(&e.after));
         self.write(move |tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO audit_log (at, actor, tenant_id, action, target, before, after)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![format_time(e.at), e.actor, e.tenant_id, e.action, e.target, before, after],

@@ -85,7 +85,7 @@ impl SqliteStore {
         migrate(&mut writer)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                writer: writer::Writer::start(writer, &path)?,
+                writer: writer::Writer::start(writer, open_connection(&path)?, &path)?,
                 readers: Mutex::new(Vec::new()),
                 reader_slots: Arc::new(Semaphore::new(READERS)),
                 path,
@@ -95,6 +95,7 @@ impl SqliteStore {
 
     /// Runs `f` on a reader connection, off the async runtime, in one read transaction so that
     /// everything it reads (a count and its page, a resource and its relations) is one snapshot.
+    /// For reads whose cost grows with the data (lists, scans); a lookup goes to [`Self::lookup`].
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -120,6 +121,24 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
     }
 
+    /// Runs `f` like [`Self::read`], but here on the async worker: for lookups through an index
+    /// that take a few microseconds, where handing the work to another thread and back cost more
+    /// than the work (a fifth of a `GET /Users/{id}`). A reader in WAL mode does not wait for the
+    /// writer, so the worker is not held.
+    async fn lookup<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError>,
+    {
+        let pooled = self.inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.inner.path)?,
+        };
+        let result = read_snapshot(&conn, f);
+        self.inner.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        result
+    }
+
     /// Runs a `DELETE … LIMIT ?2` (with `?1` the cutoff time) until it deletes less than a chunk:
     /// each chunk its own short transaction, so that pruning a month of rows never holds the one
     /// writer (and every SCIM write behind it) for long. Returns how many rows went.
@@ -129,7 +148,7 @@ impl SqliteStore {
         let mut total = 0u64;
         loop {
             let cutoff = before.clone();
-            let n = self.write(move |tx| tx.execute(sql, params![cutoff, CHUNK]).map_err(backend)).await?;
+            let n = self.write(move |tx| tx.exec(sql, params![cutoff, CHUNK]).map_err(backend)).await?;
             total += n as u64;
             if (n as i64) < CHUNK {
                 return Ok(total);
@@ -160,6 +179,32 @@ fn read_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, 
         return result.and(Err(backend(e)));
     }
     result
+}
+
+/// `execute` and `query_row` through the connection's statement cache: rusqlite's own parse the
+/// SQL on every call, which cost a write more than running it did.
+pub(super) trait CachedSql {
+    /// Runs a statement; the number of rows it changed.
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    /// Runs a query for its first row.
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl CachedSql for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
 }
 
 /// Runs a query and collects its rows.
@@ -213,7 +258,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 /// transaction makes two processes starting at once apply each migration exactly once.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
-    let applied: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
+    let applied: i64 = tx.row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
     let applied = usize::try_from(applied).unwrap_or(usize::MAX);
     if applied > MIGRATIONS.len() {
         return Err(StoreError::Backend(format!(
@@ -256,13 +301,13 @@ fn conflict_or_backend(e: rusqlite::Error) -> StoreError {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
+        self.read(|c| c.row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = key.to_owned();
-        self.read(move |c| {
-            c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(backend)
+        self.lookup(move |c| {
+            c.row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(backend)
         })
         .await
     }
@@ -270,7 +315,7 @@ impl Store for SqliteStore {
     async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let (key, value) = (key.to_owned(), value.to_owned());
         self.write(move |tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [key, value],
             )
@@ -284,7 +329,7 @@ impl Store for SqliteStore {
         let (key, value) = (key.to_owned(), value.to_owned());
         self.write(move |tx| {
             let n = tx
-                .execute("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING", [key, value])
+                .exec("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING", [key, value])
                 .map_err(backend)?;
             Ok(n > 0)
         })
@@ -298,7 +343,7 @@ impl Store for SqliteStore {
         let now = format_time(now);
         self.write(move |tx| {
             let n = tx
-                .execute(
+                .exec(
                     "INSERT INTO job_leases (job, holder, expires_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
                      WHERE job_leases.holder = excluded.holder OR job_leases.expires_at < ?4",
@@ -313,7 +358,7 @@ impl Store for SqliteStore {
     async fn insert_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
         let t = tenant.clone();
         self.write(move |tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO tenants (id, name, token_lifetime_days, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![t.id, t.name, t.token_lifetime_days, format_time(t.created_at)],
             )
@@ -337,7 +382,7 @@ impl Store for SqliteStore {
 
     async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
         let id = id.to_owned();
-        self.read(move |c| {
+        self.lookup(move |c| {
             one(c, "SELECT id, name, token_lifetime_days, created_at FROM tenants WHERE id = ?1", [id], tenant_from_row)
         })
         .await
@@ -345,7 +390,7 @@ impl Store for SqliteStore {
 
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
         let name = name.to_owned();
-        self.read(move |c| {
+        self.lookup(move |c| {
             one(
                 c,
                 "SELECT id, name, token_lifetime_days, created_at FROM tenants WHERE name = ?1",
@@ -360,13 +405,13 @@ impl Store for SqliteStore {
         let t = token.clone();
         self.write(move |tx| {
             let retire = format_time(retire_others_at);
-            tx.execute(
+            tx.exec(
                 "UPDATE tokens SET revoked_at = ?2, revoke_reason = 'rotated'
                  WHERE tenant_id = ?1 AND (revoked_at IS NULL OR revoked_at > ?2) AND expires_at > ?2",
                 params![t.tenant_id, retire],
             )
             .map_err(backend)?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO tokens (id, tenant_id, prefix, hash, created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![t.id, t.tenant_id, t.prefix, t.hash, format_time(t.created_at), format_time(t.expires_at)],
@@ -379,7 +424,7 @@ impl Store for SqliteStore {
 
     async fn token_by_prefix(&self, prefix: &str) -> Result<Option<TokenRecord>, StoreError> {
         let prefix = prefix.to_owned();
-        self.read(move |c| {
+        self.lookup(move |c| {
             one(c, &format!("SELECT {} FROM tokens WHERE prefix = ?1", rows::TOKEN_COLUMNS), [prefix], token_from_row)
         })
         .await
@@ -402,13 +447,13 @@ impl Store for SqliteStore {
     ) -> Result<Option<TokenRecord>, StoreError> {
         let (tenant, token_id) = (tenant.to_owned(), token_id.to_owned());
         self.write(move |tx| {
-            tx.execute(
+            tx.exec(
                 "UPDATE tokens SET revoked_at = ?3, revoke_reason = 'revoked'
                  WHERE tenant_id = ?1 AND id = ?2 AND (revoked_at IS NULL OR revoked_at > ?3)",
                 params![tenant, token_id, format_time(at)],
             )
             .map_err(backend)?;
-            tx.query_row(
+            tx.row(
                 &format!("SELECT {} FROM tokens WHERE tenant_id = ?1 AND id = ?2", rows::TOKEN_COLUMNS),
                 params![tenant, token_id],
                 token_from_row,
@@ -422,7 +467,7 @@ impl Store for SqliteStore {
     async fn touch_token(&self, token_id: &str, at: OffsetDateTime, agent: Option<&str>) -> Result<(), StoreError> {
         let (token_id, agent) = (token_id.to_owned(), agent.map(str::to_owned));
         self.write(move |tx| {
-            tx.execute(
+            tx.exec(
                 "UPDATE tokens SET last_used_at = ?2, last_used_agent = ?3 WHERE id = ?1",
                 params![token_id, format_time(at), agent],
             )
@@ -445,7 +490,7 @@ impl Store for SqliteStore {
         relations: bool,
     ) -> Result<Option<StoredResource>, StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
-        self.read(move |c| {
+        self.lookup(move |c| {
             let res = c
                 .prepare_cached(&format!(
                     "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = ?3 AND {VISIBLE}",
@@ -494,6 +539,9 @@ impl Store for SqliteStore {
         query: &ListQuery,
         relations: bool,
     ) -> Result<Page, StoreError> {
+        if query.filter.as_ref().is_some_and(|f| crate::filter_sql::is_lookup(f, kind)) {
+            return self.lookup(|c| list::run_query(c, tenant, kind, query, relations)).await;
+        }
         let (tenant, query) = (tenant.to_owned(), query.clone());
         self.read(move |c| list::run_query(c, &tenant, kind, &query, relations)).await
     }
@@ -539,12 +587,12 @@ impl Store for SqliteStore {
         email: Option<&str>,
     ) -> Result<Option<StoredResource>, StoreError> {
         let (tenant, name, email) = (tenant.to_owned(), crate::columns::fold(user_name), email.map(str::to_owned));
-        self.read(move |c| provisioning::find_user(c, &tenant, &name, email.as_deref())).await
+        self.lookup(move |c| provisioning::find_user(c, &tenant, &name, email.as_deref())).await
     }
 
     async fn any_user(&self, tenant: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
-        self.read(move |c| {
+        self.lookup(move |c| {
             let res = c
                 .prepare_cached(&format!(
                     "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = 'User'",
@@ -559,7 +607,7 @@ impl Store for SqliteStore {
 
     async fn pending_users(&self, tenant: &str, offset: u32, limit: u32) -> Result<Vec<StoredResource>, StoreError> {
         let tenant = tenant.to_owned();
-        self.read(move |c| {
+        self.lookup(move |c| {
             let mut stmt = c
                 .prepare_cached(&format!(
                     "SELECT {} FROM resources r WHERE r.tenant_id = ?1 AND r.state = 'pending'
@@ -618,7 +666,7 @@ impl Store for SqliteStore {
 
     async fn email_claim(&self, email: &str) -> Result<Option<EmailClaim>, StoreError> {
         let email = email.to_owned();
-        self.read(move |c| {
+        self.lookup(move |c| {
             one(c, "SELECT email, tenant_id, user_id, claimed_at FROM email_claims WHERE email = ?1", [email], |r| {
                 Ok(EmailClaim {
                     email: r.get(0)?,
@@ -635,7 +683,7 @@ impl Store for SqliteStore {
         let c = claim.clone();
         self.write(move |tx| {
             let n = tx
-                .execute(
+                .exec(
                     "DELETE FROM email_claims WHERE email = ?1 AND tenant_id = ?2 AND user_id = ?3
                      AND NOT EXISTS (SELECT 1 FROM resources WHERE tenant_id = ?2 AND id = ?3 AND claimed_email = ?1)",
                     params![c.email, c.tenant_id, c.user_id],
@@ -658,18 +706,18 @@ impl Store for SqliteStore {
 
     async fn regions(&self) -> Result<Vec<Region>, StoreError> {
         let sql = format!("SELECT {} FROM regions ORDER BY name", provisioning::REGION_COLUMNS);
-        self.read(move |c| all(c, &sql, [], provisioning::region_from_row)).await
+        self.lookup(move |c| all(c, &sql, [], provisioning::region_from_row)).await
     }
 
     async fn region(&self, id: &str) -> Result<Option<Region>, StoreError> {
         let id = id.to_owned();
         let sql = format!("SELECT {} FROM regions WHERE id = ?1", provisioning::REGION_COLUMNS);
-        self.read(move |c| one(c, &sql, [id], provisioning::region_from_row)).await
+        self.lookup(move |c| one(c, &sql, [id], provisioning::region_from_row)).await
     }
 
     async fn tenant_regions(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
         let tenant = tenant.to_owned();
-        self.read(move |c| {
+        self.lookup(move |c| {
             all(c, "SELECT region_id FROM tenant_regions WHERE tenant_id = ?1 ORDER BY region_id", [tenant], |r| {
                 r.get(0)
             })
@@ -680,9 +728,9 @@ impl Store for SqliteStore {
     async fn set_tenant_regions(&self, tenant: &str, region_ids: &[String]) -> Result<(), StoreError> {
         let (tenant, ids) = (tenant.to_owned(), region_ids.to_vec());
         self.write(move |tx| {
-            tx.execute("DELETE FROM tenant_regions WHERE tenant_id = ?1", [&tenant]).map_err(backend)?;
+            tx.exec("DELETE FROM tenant_regions WHERE tenant_id = ?1", [&tenant]).map_err(backend)?;
             for id in &ids {
-                tx.execute(
+                tx.exec(
                     "INSERT OR IGNORE INTO tenant_regions (tenant_id, region_id) VALUES (?1, ?2)",
                     params![tenant, id],
                 )
@@ -695,7 +743,7 @@ impl Store for SqliteStore {
 
     async fn tenant_settings(&self, tenant: &str) -> Result<TenantSettings, StoreError> {
         let tenant = tenant.to_owned();
-        self.read(move |c| provisioning::settings(c, &tenant)).await
+        self.lookup(move |c| provisioning::settings(c, &tenant)).await
     }
 
     async fn set_tenant_settings(&self, tenant: &str, settings: &TenantSettings) -> Result<(), StoreError> {
@@ -703,7 +751,7 @@ impl Store for SqliteStore {
         let text = serde_json::to_string(settings).map_err(|e| StoreError::Backend(e.to_string()))?;
         self.write(move |tx| {
             let n =
-                tx.execute("UPDATE tenants SET settings = ?2 WHERE id = ?1", params![tenant, text]).map_err(backend)?;
+                tx.exec("UPDATE tenants SET settings = ?2 WHERE id = ?1", params![tenant, text]).map_err(backend)?;
             if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
         })
         .await
@@ -723,7 +771,7 @@ impl Store for SqliteStore {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.write(move |tx| {
             let used = |sql: &str| -> Result<bool, StoreError> {
-                tx.query_row(sql, params![tenant, id], |_| Ok(())).optional().map(|r| r.is_some()).map_err(backend)
+                tx.row(sql, params![tenant, id], |_| Ok(())).optional().map(|r| r.is_some()).map_err(backend)
             };
             if used("SELECT 1 FROM mappings WHERE tenant_id = ?1 AND profile_id = ?2 LIMIT 1")? {
                 return Err(StoreError::Conflict { attribute: "mappings".into() });
@@ -732,7 +780,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::Conflict { attribute: "users".into() });
             }
             let n = tx
-                .execute("DELETE FROM profiles WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
+                .exec("DELETE FROM profiles WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
                 .map_err(backend)?;
             if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
         })
@@ -742,13 +790,13 @@ impl Store for SqliteStore {
     async fn profiles(&self, tenant: &str) -> Result<Vec<Profile>, StoreError> {
         let tenant = tenant.to_owned();
         let sql = format!("SELECT {} FROM profiles WHERE tenant_id = ?1 ORDER BY name", provisioning::PROFILE_COLUMNS);
-        self.read(move |c| all(c, &sql, [tenant], provisioning::profile_from_row)).await
+        self.lookup(move |c| all(c, &sql, [tenant], provisioning::profile_from_row)).await
     }
 
     async fn profile(&self, tenant: &str, id: &str) -> Result<Option<Profile>, StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         let sql = format!("SELECT {} FROM profiles WHERE tenant_id = ?1 AND id = ?2", provisioning::PROFILE_COLUMNS);
-        self.read(move |c| one(c, &sql, params![tenant, id], provisioning::profile_from_row)).await
+        self.lookup(move |c| one(c, &sql, params![tenant, id], provisioning::profile_from_row)).await
     }
 
     async fn insert_mapping(&self, mapping: &Mapping) -> Result<(), StoreError> {
@@ -765,7 +813,7 @@ impl Store for SqliteStore {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.write(move |tx| {
             let n = tx
-                .execute("DELETE FROM mappings WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
+                .exec("DELETE FROM mappings WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
                 .map_err(backend)?;
             if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
         })
@@ -778,7 +826,7 @@ impl Store for SqliteStore {
             "SELECT {} FROM mappings WHERE tenant_id = ?1 ORDER BY priority, created_at, id",
             provisioning::MAPPING_COLUMNS
         );
-        self.read(move |c| all(c, &sql, [tenant], provisioning::mapping_from_row)).await
+        self.lookup(move |c| all(c, &sql, [tenant], provisioning::mapping_from_row)).await
     }
 }
 
@@ -832,7 +880,7 @@ fn insert_row(tx: &Connection, tenant: &str, res: &StoredResource) -> Result<(),
 fn update_row(tx: &Connection, tenant: &str, res: &StoredResource, expected_version: u64) -> Result<(), StoreError> {
     let cols = IndexedColumns::of(res);
     let current: Option<(i64, i64)> = tx
-        .query_row(
+        .row(
             "SELECT seq, version FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
             params![tenant, res.id, res.kind.name()],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -878,7 +926,7 @@ fn delete_row(
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let version: Option<i64> = tx
-        .query_row(
+        .row(
             "SELECT version FROM resources WHERE tenant_id = ?1 AND id = ?2 AND kind = ?3",
             params![tenant, id, kind.name()],
             |r| r.get(0),
@@ -891,7 +939,7 @@ fn delete_row(
     }
     // The groups it was a member of lose a member, and the users in it (if a group) lose a
     // group: each of them changes, so that their ETags do.
-    tx.execute(
+    tx.exec(
         "UPDATE resources SET version = version + 1, modified = MAX(modified, ?3)
          WHERE tenant_id = ?1 AND id IN (
              SELECT group_id FROM group_members WHERE tenant_id = ?1 AND member_id = ?2
@@ -901,7 +949,7 @@ fn delete_row(
     )
     .map_err(backend)?;
     // Memberships on either side go with it (ON DELETE CASCADE).
-    tx.execute("DELETE FROM resources WHERE tenant_id = ?1 AND id = ?2", params![tenant, id]).map_err(backend)?;
+    tx.exec("DELETE FROM resources WHERE tenant_id = ?1 AND id = ?2", params![tenant, id]).map_err(backend)?;
     Ok(())
 }
 
@@ -913,7 +961,7 @@ fn write_emails(
     replace: bool,
 ) -> Result<(), StoreError> {
     if replace {
-        tx.execute("DELETE FROM resource_emails WHERE resource_seq = ?1", [seq]).map_err(backend)?;
+        tx.exec("DELETE FROM resource_emails WHERE resource_seq = ?1", [seq]).map_err(backend)?;
     }
     let mut stmt = tx
         .prepare_cached(

@@ -8,6 +8,7 @@ use scimd_domain::resources::StoredResource;
 use scimd_domain::store::{EmailHolder, ProvisionError, ResourceWrite, Step, StepRefusal, StoreError};
 use time::OffsetDateTime;
 
+use super::CachedSql;
 use super::rows::resource_from_row;
 use super::{backend, conflict_or_backend, delete_row, insert_row, update_row};
 use crate::columns::RESOURCE_COLUMNS;
@@ -65,7 +66,7 @@ pub(super) fn upsert_region(tx: &Connection, r: &Region, insert: bool) -> Result
              last_probe_at = ?7, last_probe_result = ?8 WHERE id = ?1"
     };
     let n = tx
-        .execute(
+        .exec(
             sql,
             params![
                 r.id,
@@ -98,7 +99,7 @@ fn conflict_in(e: rusqlite::Error, column: &str) -> StoreError {
 }
 
 pub(super) fn insert_profile(tx: &Connection, p: &Profile, now: OffsetDateTime) -> Result<(), StoreError> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO profiles (tenant_id, id, name, max_users, active_users, created_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
         params![p.tenant_id, p.id, p.name, p.max_users, format_time(now)],
     )
@@ -108,7 +109,7 @@ pub(super) fn insert_profile(tx: &Connection, p: &Profile, now: OffsetDateTime) 
 
 pub(super) fn update_profile(tx: &Connection, p: &Profile) -> Result<(), StoreError> {
     let n = tx
-        .execute(
+        .exec(
             "UPDATE profiles SET name = ?3, max_users = ?4 WHERE tenant_id = ?1 AND id = ?2",
             params![p.tenant_id, p.id, p.name, p.max_users],
         )
@@ -121,7 +122,7 @@ pub(super) fn update_profile(tx: &Connection, p: &Profile) -> Result<(), StoreEr
 
 pub(super) fn write_mapping(tx: &Connection, m: &Mapping, insert: bool, now: OffsetDateTime) -> Result<(), StoreError> {
     let n = if insert {
-        tx.execute(
+        tx.exec(
             "INSERT INTO mappings (tenant_id, id, name, priority, filter, profile_id, region_id, enabled, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -137,7 +138,7 @@ pub(super) fn write_mapping(tx: &Connection, m: &Mapping, insert: bool, now: Off
             ],
         )
     } else {
-        tx.execute(
+        tx.exec(
             "UPDATE mappings SET name = ?3, priority = ?4, filter = ?5, profile_id = ?6, region_id = ?7, enabled = ?8
              WHERE tenant_id = ?1 AND id = ?2",
             params![m.tenant_id, m.id, m.name, m.priority, m.filter, m.profile_id, m.region_id, m.enabled],
@@ -151,10 +152,8 @@ pub(super) fn write_mapping(tx: &Connection, m: &Mapping, insert: bool, now: Off
 }
 
 pub(super) fn settings(c: &Connection, tenant: &str) -> Result<TenantSettings, StoreError> {
-    let text: Option<String> = c
-        .query_row("SELECT settings FROM tenants WHERE id = ?1", [tenant], |r| r.get(0))
-        .optional()
-        .map_err(backend)?;
+    let text: Option<String> =
+        c.row("SELECT settings FROM tenants WHERE id = ?1", [tenant], |r| r.get(0)).optional().map_err(backend)?;
     let text = text.ok_or(StoreError::NotFound)?;
     serde_json::from_str(&text).map_err(|e| StoreError::Backend(format!("stored tenant settings: {e}")))
 }
@@ -169,7 +168,7 @@ fn run_step(tx: &Connection, tenant: &str, step: &Step) -> Result<(), ProvisionE
         Step::TakeSeat { profile_id } => {
             // A conditional increment: exact under any concurrency, on any SQL database.
             let n = tx
-                .execute(
+                .exec(
                     "UPDATE profiles SET active_users = active_users + 1
                      WHERE tenant_id = ?1 AND id = ?2 AND (max_users = 0 OR active_users < max_users)",
                     params![tenant, profile_id],
@@ -177,7 +176,7 @@ fn run_step(tx: &Connection, tenant: &str, step: &Step) -> Result<(), ProvisionE
                 .map_err(backend)?;
             if n == 0 {
                 let (name, max_users): (String, u32) = tx
-                    .query_row(
+                    .row(
                         "SELECT name, max_users FROM profiles WHERE tenant_id = ?1 AND id = ?2",
                         params![tenant, profile_id],
                         |r| Ok((r.get(0)?, r.get(1)?)),
@@ -187,7 +186,7 @@ fn run_step(tx: &Connection, tenant: &str, step: &Step) -> Result<(), ProvisionE
             }
         }
         Step::ReleaseSeat { profile_id } => {
-            tx.execute(
+            tx.exec(
                 "UPDATE profiles SET active_users = MAX(active_users - 1, 0) WHERE tenant_id = ?1 AND id = ?2",
                 params![tenant, profile_id],
             )
@@ -195,7 +194,7 @@ fn run_step(tx: &Connection, tenant: &str, step: &Step) -> Result<(), ProvisionE
         }
         Step::ClaimEmail { email, user_id } => {
             let n = tx
-                .execute(
+                .exec(
                     "INSERT INTO email_claims (email, tenant_id, user_id, claimed_at) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (email) DO NOTHING",
                     params![email, tenant, user_id, format_time(OffsetDateTime::now_utc())],
@@ -203,7 +202,7 @@ fn run_step(tx: &Connection, tenant: &str, step: &Step) -> Result<(), ProvisionE
                 .map_err(backend)?;
             if n == 0 {
                 let (holder_tenant, holder_user): (String, String) = tx
-                    .query_row("SELECT tenant_id, user_id FROM email_claims WHERE email = ?1", [email], |r| {
+                    .row("SELECT tenant_id, user_id FROM email_claims WHERE email = ?1", [email], |r| {
                         Ok((r.get(0)?, r.get(1)?))
                     })
                     .map_err(backend)?;
@@ -212,7 +211,7 @@ fn run_step(tx: &Connection, tenant: &str, step: &Step) -> Result<(), ProvisionE
                 }
                 if holder_user != *user_id {
                     let state: Option<String> = tx
-                        .query_row(
+                        .row(
                             "SELECT state FROM resources WHERE tenant_id = ?1 AND id = ?2",
                             params![tenant, holder_user],
                             |r| r.get(0),
@@ -229,27 +228,25 @@ fn run_step(tx: &Connection, tenant: &str, step: &Step) -> Result<(), ProvisionE
             }
         }
         Step::ReleaseEmail { email, user_id } => {
-            tx.execute(
+            tx.exec(
                 "DELETE FROM email_claims WHERE email = ?1 AND tenant_id = ?2 AND user_id = ?3",
                 params![email, tenant, user_id],
             )
             .map_err(backend)?;
         }
         Step::LeaveGroups { user_id, at } => {
-            tx.execute(
+            tx.exec(
                 "UPDATE resources SET version = version + 1, modified = MAX(modified, ?3)
                  WHERE tenant_id = ?1 AND id IN (SELECT group_id FROM group_members WHERE tenant_id = ?1 AND member_id = ?2)",
                 params![tenant, user_id, format_time(*at)],
             )
             .map_err(backend)?;
-            tx.execute("DELETE FROM group_members WHERE tenant_id = ?1 AND member_id = ?2", params![tenant, user_id])
+            tx.exec("DELETE FROM group_members WHERE tenant_id = ?1 AND member_id = ?2", params![tenant, user_id])
                 .map_err(backend)?;
         }
         Step::RequireHealthy { region_id } => {
             let (name, health): (String, String) = tx
-                .query_row("SELECT name, health FROM regions WHERE id = ?1", [region_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+                .row("SELECT name, health FROM regions WHERE id = ?1", [region_id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(backend)?;
             let health = Health::parse(&health).unwrap_or(Health::Down);
             if health != Health::Healthy {
@@ -280,7 +277,7 @@ pub(super) fn provision(
         ResourceWrite::Delete { kind, id, expected_version, at } => {
             delete_row(tx, tenant, *kind, id, *expected_version, *at)?;
             // A purged user's claims go with it.
-            tx.execute("DELETE FROM email_claims WHERE tenant_id = ?1 AND user_id = ?2", params![tenant, id])
+            tx.exec("DELETE FROM email_claims WHERE tenant_id = ?1 AND user_id = ?2", params![tenant, id])
                 .map_err(backend)?;
         }
     }

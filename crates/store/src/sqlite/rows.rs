@@ -1,6 +1,6 @@
 //! SQLite rows to domain values, and relation loading.
 
-use rusqlite::{Connection, Row, params_from_iter};
+use rusqlite::{Connection, Row, params};
 use scim_proto::ResourceKind;
 use scimd_domain::clock::parse_time;
 use scimd_domain::provisioning::Placement;
@@ -99,12 +99,12 @@ pub(super) fn load_relations(
     if list.is_empty() {
         return Ok(());
     }
-    let placeholders = vec!["?"; list.len()].join(", ");
-    let sql = relations_sql(kind, "?", &format!("IN ({placeholders})"));
-    let mut stmt = c.prepare(&sql).map_err(backend)?;
-    let args = std::iter::once(tenant.to_owned()).chain(list.iter().map(|r| r.id.clone()));
+    // The owners as one JSON array: one statement for any number of them, prepared once.
+    let sql = relations_sql(kind, "?1", "IN (SELECT value FROM json_each(?2))");
+    let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+    let owners = serde_json::Value::from(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>()).to_string();
     let rows = stmt
-        .query_map(params_from_iter(args), |r| {
+        .query_map(params![tenant, owners], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
         })
         .map_err(backend)?;

@@ -8,6 +8,7 @@ use scimd_domain::store::StoreError;
 use scimd_domain::webhooks::{Attempt, Delivery, DueDelivery, EntryKind, OutboxEntry, Webhook, WebhookStore};
 use time::OffsetDateTime;
 
+use super::CachedSql;
 use super::{SqliteStore, all, backend, conflict_or_backend};
 
 const OUTBOX_COLUMNS: &str =
@@ -74,7 +75,7 @@ impl WebhookStore for SqliteStore {
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
         let w = webhook.clone();
         self.write(move |tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO webhooks (tenant_id, id, url, secret, enabled, created_at, cursor)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(id), 0) FROM outbox WHERE tenant_id = ?1))",
                 params![w.tenant_id, w.id, w.url, w.secret, w.enabled, format_time(w.created_at)],
@@ -96,12 +97,12 @@ impl WebhookStore for SqliteStore {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.write(move |tx| {
             let n = tx
-                .execute("DELETE FROM webhooks WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
+                .exec("DELETE FROM webhooks WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound);
             }
-            tx.execute("DELETE FROM deliveries WHERE webhook_id = ?1", [id]).map_err(backend)?;
+            tx.exec("DELETE FROM deliveries WHERE webhook_id = ?1", [id]).map_err(backend)?;
             Ok(())
         })
         .await
@@ -154,7 +155,7 @@ impl WebhookStore for SqliteStore {
         self.write(move |tx| {
             let at = format_time(at);
             let delivered = attempt.delivered().then(|| at.clone());
-            tx.execute(
+            tx.exec(
                 "INSERT INTO deliveries (webhook_id, outbox_id, attempts, next_attempt_at, delivered_at,
                      last_attempt_at, last_status, last_error)
                  VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7)
@@ -176,7 +177,7 @@ impl WebhookStore for SqliteStore {
             if attempt.delivered() || given_up {
                 // A row delivered or given up no longer holds back the rows behind it. Test sends
                 // are outside the order: they never move the cursor.
-                tx.execute(
+                tx.exec(
                     "UPDATE webhooks SET cursor = MAX(cursor, ?2) WHERE id = ?1
                      AND EXISTS (SELECT 1 FROM outbox WHERE id = ?2 AND kind <> 'test')",
                     params![webhook_id, outbox_id],
@@ -236,7 +237,7 @@ impl WebhookStore for SqliteStore {
         let (tenant, condition, entry) = (tenant.to_owned(), condition.to_owned(), entry.cloned());
         self.write(move |tx| {
             let n = tx
-                .execute(
+                .exec(
                     "INSERT INTO warning_state (tenant_id, condition, fired_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (tenant_id, condition) DO NOTHING",
                     params![tenant, condition, format_time(at)],
@@ -270,10 +271,7 @@ impl WebhookStore for SqliteStore {
         let (tenant, condition, entry) = (tenant.to_owned(), condition.to_owned(), entry.cloned());
         self.write(move |tx| {
             let n = tx
-                .execute(
-                    "DELETE FROM warning_state WHERE tenant_id = ?1 AND condition = ?2",
-                    params![tenant, condition],
-                )
+                .exec("DELETE FROM warning_state WHERE tenant_id = ?1 AND condition = ?2", params![tenant, condition])
                 .map_err(backend)?;
             if n > 0
                 && let Some(e) = &entry

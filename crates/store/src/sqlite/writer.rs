@@ -1,18 +1,22 @@
 //! Group commit: the one writer connection lives on its own thread, and concurrent writes share
-//! the fsync that makes them durable.
+//! the flush that makes them durable.
 //!
 //! Each write is still its own `BEGIN IMMEDIATE … COMMIT` transaction, committed with
 //! `synchronous = NORMAL`, so the commit appends its frames to the write-ahead log without
-//! waiting for the disk. The thread runs every write that is queued, then calls `fdatasync` on
-//! the WAL file once, and only then answers each of them: an acknowledged write is on disk, as
-//! with `synchronous = FULL`, but 32 concurrent writes cost one flush instead of 32.
+//! waiting for the disk. The writer thread runs every write that is queued and hands the batch to
+//! a flusher thread, which calls `fdatasync` on the WAL file once for every batch that reached it
+//! and only then answers their writes: an acknowledged write is on disk, as with
+//! `synchronous = FULL`, but 32 concurrent writes cost one flush instead of 32, and the writer
+//! goes on with the next writes while the disk works. Checkpoints (copying the WAL into the
+//! database, with two flushes of their own) run on the flusher's own connection too, not in the
+//! middle of somebody's write.
 //!
 //! Why this is as durable as `FULL`: the WAL is appended in commit order and recovery replays
 //! every frame up to the last commit whose checksums are intact, so a flush of the whole file
 //! after a commit makes that commit and every earlier one survive a power loss. A checkpoint
 //! cannot lose a commit in between: under `NORMAL` it syncs the WAL before copying it into the
 //! database and the database after, and the WAL restarts only after a complete checkpoint.
-//! The thread checks that its descriptor still names the file at the WAL's path (its inode), so
+//! The flusher checks that its descriptor still names the file at the WAL's path (its inode), so
 //! that a WAL deleted and created anew by another process is the one flushed.
 //!
 //! Readers may see a commit in the moment between it and its flush; a crash in that moment loses
@@ -23,14 +27,17 @@ use std::os::unix::fs::MetadataExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use scimd_domain::store::StoreError;
 
 use super::backend;
 
-/// Most writes answered by one flush: bounds the wait of the first write of a long queue.
+/// Most writes handed to the flusher at once: bounds the wait of the first write of a long queue.
 const MAX_BATCH: usize = 128;
+/// How often, while writes go on, the flusher copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// What a write leaves for the thread to do once the batch is flushed: answer its caller with
 /// the flush's outcome.
@@ -38,21 +45,35 @@ type Answer = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// A write as the thread runs it: the transaction, then whether it committed and its answer.
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Answer) + Send>;
 
-/// The handle of the writer thread; the thread ends when the handle is dropped.
+/// Writes run, waiting for the flush that makes them durable.
+struct Batch {
+    committed: bool,
+    answers: Vec<Answer>,
+}
+
+/// The handle of the writer thread; the threads end when the handle is dropped.
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Writer {
-    /// Starts the thread that owns `conn`, the database at `path`.
-    pub(super) fn start(conn: Connection, path: &Path) -> Result<Self, StoreError> {
-        conn.execute_batch("PRAGMA synchronous = NORMAL").map_err(backend)?;
+    /// Starts the writer thread, which owns `conn`, and the flusher thread, which checkpoints
+    /// through `checkpointer`; both on the database at `path`.
+    pub(super) fn start(conn: Connection, checkpointer: Connection, path: &Path) -> Result<Self, StoreError> {
+        // Checkpoints are the flusher's: not inside a write, not with the writer waiting.
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0").map_err(backend)?;
         let (jobs, queue) = mpsc::channel::<Job>();
+        let (batches, flushes) = mpsc::channel::<Batch>();
         let wal = WalFile { path: wal_path(path), file: None };
-        std::thread::Builder::new()
-            .name("scimd-sqlite-writer".into())
-            .spawn(move || run(conn, queue, wal))
-            .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer thread: {e}")))?;
+        let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(work)
+                .map(|_| ())
+                .map_err(|e| StoreError::Backend(format!("cannot start the SQLite {name} thread: {e}")))
+        };
+        spawn("scimd-sqlite-flush", Box::new(move || flush(flushes, wal, checkpointer)))?;
+        spawn("scimd-sqlite-write", Box::new(move || run(conn, queue, batches)))?;
         Ok(Writer { jobs })
     }
 
@@ -102,29 +123,53 @@ where
     result
 }
 
-/// The writer thread: runs what is queued, flushes once, answers, and waits for more.
-fn run(conn: Connection, queue: mpsc::Receiver<Job>, mut wal: WalFile) {
-    let mut answers: Vec<Answer> = Vec::with_capacity(MAX_BATCH);
+/// The writer thread: runs what is queued and hands it to the flusher, without waiting for it.
+fn run(conn: Connection, queue: mpsc::Receiver<Job>, batches: mpsc::Sender<Batch>) {
     while let Ok(first) = queue.recv() {
-        let mut committed = false;
+        let mut batch = Batch { committed: false, answers: Vec::with_capacity(MAX_BATCH) };
         let mut next = Some(first);
         while let Some(job) = next.take() {
             // A panic inside a write drops its answer (its caller sees a failed write) and
             // rolls its transaction back; the thread goes on with the others.
-            if let Ok((did_commit, answer)) = catch_unwind(AssertUnwindSafe(|| job(&conn))) {
-                committed |= did_commit;
-                answers.push(answer);
+            if let Ok((committed, answer)) = catch_unwind(AssertUnwindSafe(|| job(&conn))) {
+                batch.committed |= committed;
+                batch.answers.push(answer);
             }
-            if answers.len() < MAX_BATCH {
+            if batch.answers.len() < MAX_BATCH {
                 next = queue.try_recv().ok();
             }
+        }
+        if batches.send(batch).is_err() {
+            return;
+        }
+    }
+}
+
+/// The flusher thread: one flush for every batch that has arrived, then their answers. Even a
+/// batch that committed nothing waits for the flush of those before it: its answer (a conflict,
+/// say) may rest on them.
+fn flush(flushes: mpsc::Receiver<Batch>, mut wal: WalFile, checkpointer: Connection) {
+    let mut last_checkpoint = Instant::now();
+    while let Ok(first) = flushes.recv() {
+        let mut committed = first.committed;
+        let mut answers = first.answers;
+        while let Ok(more) = flushes.try_recv() {
+            committed |= more.committed;
+            answers.extend(more.answers);
         }
         let flushed = if committed { wal.sync() } else { Ok(()) };
         if let Err(e) = &flushed {
             tracing::error!(error = %e, "flushing the SQLite write-ahead log failed: the writes of this batch are refused");
         }
-        for answer in answers.drain(..) {
+        for answer in answers {
             answer(flushed.clone());
+        }
+        if committed && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            // PASSIVE: copies what no reader still needs, never waits for anyone.
+            if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                tracing::warn!(error = %e, "checkpointing the SQLite write-ahead log failed");
+            }
+            last_checkpoint = Instant::now();
         }
     }
 }
