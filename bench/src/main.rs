@@ -27,6 +27,8 @@ const BULK_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 const BULK_SIZE: usize = 1000;
 /// Groups seeded per tenant, for the membership scenario.
 const GROUPS: usize = 10;
+/// Bulk requests in flight while seeding.
+const SEED_REQUESTS: usize = 4;
 
 #[derive(Debug, Parser)]
 #[command(name = "scimd-bench", about = "Load scimd over loopback and report ratios to its /healthz")]
@@ -410,22 +412,6 @@ async fn seed(client: &reqwest::Client, base: &str, users: usize, tenants: usize
         )
         .await?;
         let token = token["token"].as_str().ok_or("no token")?.to_owned();
-        let wanted = users / tenants + usize::from(t < users % tenants);
-        let mut seeded = Vec::with_capacity(wanted);
-        while seeded.len() < wanted {
-            let n = (wanted - seeded.len()).min(BULK_SIZE);
-            let names: Vec<String> = (seeded.len()..seeded.len() + n).map(|i| format!("user{i}.t{t}")).collect();
-            let reply =
-                send(client, reqwest::Method::POST, &format!("{base}/scim/v2/Bulk"), &token, Some(bulk_of(&names)))
-                    .await?;
-            for (name, op) in names.iter().zip(reply["Operations"].as_array().ok_or("no bulk operations")?) {
-                if op["status"] != "201" {
-                    return Err(format!("seeding {name}: {op}"));
-                }
-                let id = op["location"].as_str().and_then(|l| l.rsplit('/').next()).ok_or("no location")?;
-                seeded.push(User { id: id.to_owned(), user_name: name.clone(), external_id: format!("ext-{name}") });
-            }
-        }
         let mut groups = Vec::with_capacity(GROUPS);
         for g in 0..GROUPS {
             let group = json!({ "schemas": [GROUP_SCHEMA], "displayName": format!("group{g}") });
@@ -433,7 +419,41 @@ async fn seed(client: &reqwest::Client, base: &str, users: usize, tenants: usize
                 send(client, reqwest::Method::POST, &format!("{base}/scim/v2/Groups"), &token, Some(group)).await?;
             groups.push(created["id"].as_str().ok_or("no group id")?.to_owned());
         }
-        all.push(Tenant { token, users: seeded, groups });
+        all.push(Tenant { token, users: Vec::new(), groups });
+    }
+    // The users, SEED_REQUESTS bulk requests at a time over every tenant.
+    let mut chunks = Vec::new();
+    for t in 0..tenants {
+        let wanted = users / tenants + usize::from(t < users % tenants);
+        chunks.extend((0..wanted).step_by(BULK_SIZE).map(|from| (t, from, (wanted - from).min(BULK_SIZE))));
+    }
+    let mut chunks = chunks.into_iter();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.len() < SEED_REQUESTS {
+            let Some((t, from, n)) = chunks.next() else { break };
+            let (client, url, token) = (client.clone(), format!("{base}/scim/v2/Bulk"), all[t].token.clone());
+            running.spawn(async move {
+                let names: Vec<String> = (from..from + n).map(|i| format!("user{i}.t{t}")).collect();
+                let reply = send(&client, reqwest::Method::POST, &url, &token, Some(bulk_of(&names))).await?;
+                let mut seeded = Vec::with_capacity(n);
+                for (name, op) in names.iter().zip(reply["Operations"].as_array().ok_or("no bulk operations")?) {
+                    if op["status"] != "201" {
+                        return Err(format!("seeding {name}: {op}"));
+                    }
+                    let id = op["location"].as_str().and_then(|l| l.rsplit('/').next()).ok_or("no location")?;
+                    seeded.push(User {
+                        id: id.to_owned(),
+                        user_name: name.clone(),
+                        external_id: format!("ext-{name}"),
+                    });
+                }
+                Ok::<_, String>((t, seeded))
+            });
+        }
+        let Some(done) = running.join_next().await else { break };
+        let (t, seeded) = done.map_err(|e| e.to_string())??;
+        all[t].users.extend(seeded);
     }
     Ok(all)
 }

@@ -1,6 +1,7 @@
 //! A list query after parsing: what the store runs.
 
 use scim_proto::{AttrPath, Filter};
+use time::OffsetDateTime;
 
 use crate::resources::StoredResource;
 
@@ -17,6 +18,51 @@ pub struct ListQuery {
     pub start_index: u64,
     /// Page size; 0 asks only for the total.
     pub count: u64,
+    /// Cursor paging (RFC 9865) instead of `start_index`: `Some` pages in `(created, id)` order
+    /// from the start or after a position; `None` pages by `start_index` in the asked order.
+    pub cursor: Option<CursorPage>,
+}
+
+/// Which cursor page a query asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorPage {
+    /// The first page.
+    First,
+    /// The page after this position.
+    After(CursorPosition),
+}
+
+/// A place in the `(meta.created, id)` order of cursor paging. Both are the tenant's own public
+/// values, so a cursor tells nothing about other tenants, and it stays valid whatever is created
+/// or deleted meanwhile (paging never expires).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorPosition {
+    /// `meta.created` of the last resource of the page before.
+    pub created: OffsetDateTime,
+    /// Its id.
+    pub id: String,
+}
+
+impl CursorPosition {
+    /// The position of a resource.
+    pub fn of(res: &StoredResource) -> Self {
+        CursorPosition { created: res.created, id: res.id.clone() }
+    }
+
+    /// The opaque `nextCursor` text: hex of `<created as Unix microseconds>.<id>`.
+    pub fn encode(&self) -> String {
+        let micros = self.created.unix_timestamp_nanos() / 1000;
+        hex::encode(format!("{micros}.{}", self.id))
+    }
+
+    /// Reads a cursor [`Self::encode`] made; `None` for anything else.
+    pub fn decode(cursor: &str) -> Option<Self> {
+        let text = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
+        let (micros, id) = text.split_once('.')?;
+        let created =
+            OffsetDateTime::from_unix_timestamp_nanos(micros.parse::<i128>().ok()?.checked_mul(1000)?).ok()?;
+        (!id.is_empty()).then(|| CursorPosition { created, id: id.to_owned() })
+    }
 }
 
 /// One page of results.
@@ -26,4 +72,47 @@ pub struct Page {
     pub total: u64,
     /// The resources of this page, in order.
     pub resources: Vec<StoredResource>,
+    /// Under cursor paging, where the next page starts; `None` on the last page.
+    pub next: Option<CursorPosition>,
+}
+
+impl Page {
+    /// A page of index paging.
+    pub fn indexed(total: u64, resources: Vec<StoredResource>) -> Self {
+        Page { total, resources, next: None }
+    }
+
+    /// A page of cursor paging from up to `count + 1` resources read in cursor order: the
+    /// extra one only tells that there is a next page.
+    pub fn cursor(total: u64, mut resources: Vec<StoredResource>, count: u64) -> Self {
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        let more = resources.len() > count;
+        resources.truncate(count);
+        let next = if more { resources.last().map(CursorPosition::of) } else { None };
+        Page { total, resources, next }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_765_000_000_123_456_000).unwrap();
+        let position = CursorPosition { created: at, id: "2c1d5e6f-0000-4000-8000-000000000001".into() };
+        let text = position.encode();
+        assert!(text.bytes().all(|b| b.is_ascii_hexdigit()), "{text}");
+        assert_eq!(CursorPosition::decode(&text), Some(position));
+        for bad in [
+            "",
+            "zz",
+            "616263",
+            &hex::encode("12."),
+            &hex::encode("x.id"),
+            &hex::encode("99999999999999999999999999.a"),
+        ] {
+            assert_eq!(CursorPosition::decode(bad), None, "{bad}");
+        }
+    }
 }

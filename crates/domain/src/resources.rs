@@ -7,12 +7,12 @@ use scim_proto::list::ListParams;
 use scim_proto::patch::PatchRequest;
 use scim_proto::resource::{check_immutable, prepare};
 use scim_proto::schema::{PROVISIONING_SCHEMA, ResourceKind};
-use scim_proto::{Filter, ScimError};
+use scim_proto::{Filter, ScimError, ScimType};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::clock::format_time;
-use crate::query::{ListQuery, Page};
+use crate::query::{CursorPage, CursorPosition, ListQuery, Page};
 use crate::store::StoreError;
 use crate::tenant::Tenant;
 use crate::{DomainError, Result, Service};
@@ -405,6 +405,7 @@ impl Service {
             descending: params.descending,
             start_index: params.start_index.max(1),
             count: params.count.unwrap_or(self.limits.default_page_size).min(self.limits.max_page_size),
+            cursor: cursor_page(kinds, params)?,
         })
     }
 
@@ -421,6 +422,8 @@ impl Service {
 
     /// Searches Users then Groups as one ordered result (`POST /.search` at the root).
     pub async fn search_all(&self, tenant: &Tenant, query: &ListQuery, relations: bool) -> Result<Page> {
+        // list_query refuses a cursor for more than one resource type.
+        debug_assert!(query.cursor.is_none());
         let users = self.list_resources(tenant, ResourceKind::User, query, relations).await?;
         let room = query.count - users.resources.len() as u64;
         let groups_start = query.start_index.saturating_sub(users.total).max(1);
@@ -429,7 +432,7 @@ impl Service {
         // Groups fill whatever room the users left on this page.
         let mut resources = users.resources;
         resources.extend(groups.resources);
-        Ok(Page { total: users.total + groups.total, resources })
+        Ok(Page::indexed(users.total + groups.total, resources))
     }
 
     /// Checks a Group's `members` against the tenant: each must be an existing User or Group of
@@ -550,4 +553,42 @@ fn query_error(e: StoreError) -> DomainError {
 
 fn busy(kind: ResourceKind, id: &str) -> DomainError {
     ScimError::new(409, format!("{} {id} is being changed by other requests right now; retry", kind.name())).into()
+}
+
+/// The cursor page a list asks for (RFC 9865), checked: cursor paging is in creation order
+/// (`meta.created`, then `id`) on one resource type, and replaces `startIndex`.
+fn cursor_page(kinds: &[ResourceKind], params: &ListParams) -> Result<Option<CursorPage>> {
+    let Some(cursor) = params.cursor.as_deref() else { return Ok(None) };
+    if params.start_index_given {
+        return Err(ScimError::invalid_value(
+            "cursor and startIndex cannot be combined: page with cursor (nextCursor of the page before) or with \
+             startIndex, not both",
+        )
+        .into());
+    }
+    if params.sort_by.is_some() {
+        return Err(ScimError::invalid_value(
+            "cursor paging returns resources in creation order and cannot be sorted: drop sortBy, or page with \
+             startIndex",
+        )
+        .into());
+    }
+    if kinds.len() > 1 {
+        return Err(ScimError::invalid_value(
+            "cursor paging is offered on /Users and /Groups (and their /.search), not across both: page this \
+             search with startIndex",
+        )
+        .into());
+    }
+    if cursor.is_empty() {
+        return Ok(Some(CursorPage::First));
+    }
+    CursorPosition::decode(cursor).map(|p| Some(CursorPage::After(p))).ok_or_else(|| {
+        ScimError::bad_request(
+            ScimType::InvalidCursor,
+            "this cursor was not given out by this service: send the nextCursor of the page before as it was \
+             received, or an empty cursor for the first page",
+        )
+        .into()
+    })
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 /// URN of the SCIM error message schema.
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-/// The `scimType` keywords of RFC 7644 §3.12, table 9.
+/// The `scimType` keywords of RFC 7644 §3.12, table 9, and RFC 9865's `invalidCursor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScimType {
     /// `invalidFilter`: the filter syntax is invalid or names an unknown attribute.
@@ -28,6 +28,8 @@ pub enum ScimType {
     InvalidVers,
     /// `sensitive`: the request carries sensitive data in the URI.
     Sensitive,
+    /// `invalidCursor` (RFC 9865): the `cursor` is not one this service gave out.
+    InvalidCursor,
 }
 
 impl ScimType {
@@ -44,6 +46,7 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
         }
     }
 }

@@ -18,8 +18,13 @@ pub struct ListParams {
     pub descending: bool,
     /// 1-based; values below 1 are read as 1 (RFC 7644 §3.4.2.4).
     pub start_index: u64,
+    /// Whether `startIndex` was given at all (it cannot be combined with `cursor`).
+    pub start_index_given: bool,
     /// `None` when the client did not ask; negative values are read as 0.
     pub count: Option<u64>,
+    /// `cursor` (RFC 9865): cursor paging was asked for; empty for the first page, else the
+    /// `nextCursor` of the page before, as given.
+    pub cursor: Option<String>,
     /// `attributes`: the comma-separated paths to return, as given (see `resource::Projection`).
     pub attributes: Option<String>,
     /// `excludedAttributes`: the comma-separated paths to leave out, as given.
@@ -37,8 +42,12 @@ impl ListParams {
                 "filter" => params.filter = Some(filter::parse(value)?),
                 "sortby" => params.sort_by = Some(parse_sort_by(value)?),
                 "sortorder" => params.descending = parse_sort_order(value)?,
-                "startindex" => params.start_index = parse_start_index(value)?,
+                "startindex" => {
+                    params.start_index = parse_start_index(value)?;
+                    params.start_index_given = true;
+                }
                 "count" => params.count = Some(parse_count(value)?),
+                "cursor" => params.cursor = Some(value.to_owned()),
                 "attributes" => params.attributes = Some(value.to_owned()),
                 "excludedattributes" => params.excluded_attributes = Some(value.to_owned()),
                 _ => {}
@@ -86,8 +95,12 @@ impl ListParams {
                 "filter" => params.filter = Some(filter::parse(&text()?)?),
                 "sortby" => params.sort_by = Some(parse_sort_by(&text()?)?),
                 "sortorder" => params.descending = parse_sort_order(&text()?)?,
-                "startindex" => params.start_index = parse_start_index(&text()?)?,
+                "startindex" => {
+                    params.start_index = parse_start_index(&text()?)?;
+                    params.start_index_given = true;
+                }
                 "count" => params.count = Some(parse_count(&text()?)?),
+                "cursor" => params.cursor = Some(text()?),
                 "attributes" => params.attributes = Some(text()?),
                 "excludedattributes" => params.excluded_attributes = Some(text()?),
                 _ => {}
@@ -142,5 +155,16 @@ mod tests {
         assert_eq!(p.count, Some(0));
         assert!(ListParams::from_pairs([("count", "ten")]).is_err());
         assert!(ListParams::from_pairs([("sortOrder", "up")]).is_err());
+    }
+
+    #[test]
+    fn cursor_from_query_and_search_request() {
+        let first = ListParams::from_pairs([("cursor", ""), ("count", "10")]).unwrap();
+        assert_eq!(first.cursor.as_deref(), Some(""));
+        assert!(!first.start_index_given);
+        let body = serde_json::json!({ "schemas": [SEARCH_REQUEST_SCHEMA], "cursor": "abc", "startIndex": 3 });
+        let next = ListParams::from_search_request(&body).unwrap();
+        assert_eq!(next.cursor.as_deref(), Some("abc"));
+        assert!(next.start_index_given);
     }
 }

@@ -11,7 +11,7 @@
 use scim_proto::schema::{GROUP_SCHEMA, USER_SCHEMA};
 use scim_proto::{AttrPath, CompValue, CompareOp, Filter, ResourceKind};
 use scimd_domain::clock::parse_time;
-use scimd_domain::query::ListQuery;
+use scimd_domain::query::{CursorPosition, ListQuery};
 use scimd_domain::store::StoreError;
 use time::OffsetDateTime;
 
@@ -192,6 +192,26 @@ fn uses_index(filter: &Filter, kind: ResourceKind) -> bool {
             !matches!(target(p, kind), Ok(Target::Memory))
         }
     }
+}
+
+/// The id as cursor paging orders it: by its bytes on both databases (PostgreSQL's default
+/// collation would order it by language rules), so that a position compares as it sorts.
+fn cursor_id(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "r.id",
+        Dialect::Postgres => "r.id COLLATE \"C\"",
+    }
+}
+
+/// Appends the condition "after this position in cursor order" (RFC 9865 paging).
+pub(crate) fn after_cursor(at: &CursorPosition, out: &mut Sql) {
+    out.push(" AND (r.created > ");
+    out.param(Param::Time(at.created));
+    out.push(" OR (r.created = ");
+    out.param(Param::Time(at.created));
+    out.push(&format!(" AND {} > ", cursor_id(out.dialect)));
+    out.param(Param::Text(at.id.clone()));
+    out.push("))");
 }
 
 /// Whether the filter matches few rows found through an index whatever the data: an `eq` on an
@@ -464,6 +484,10 @@ fn predicate(col: Column, cmp: Option<(CompareOp, &CompValue)>, out: &mut Sql) -
 /// attribute has no column and the dialect cannot compute its key (PostgreSQL): the rows are
 /// then in insertion order and the store sorts them with [`crate::columns::sort_key`].
 pub(crate) fn order_by(query: &ListQuery, kind: ResourceKind, out: &mut Sql) -> Result<bool, StoreError> {
+    if query.cursor.is_some() {
+        out.push(&format!(" ORDER BY r.created, {}", cursor_id(out.dialect)));
+        return Ok(true);
+    }
     out.push(" ORDER BY ");
     let mut sorted = true;
     if let Some(path) = &query.sort_by {

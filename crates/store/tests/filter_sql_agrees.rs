@@ -198,7 +198,8 @@ proptest! {
         let user_type = ResourceKind::User.resource_type();
         let filters: Vec<Filter> = filters.into_iter().filter(|f| f.validate(user_type).is_ok()).collect();
         // Every backend sorts and pages alike (the first one is the reference).
-        let sorted = ListQuery { filter: None, sort_by: Some(AttrPath::parse(sort_by).unwrap()), descending, start_index, count };
+        let sorted =
+            ListQuery { filter: None, sort_by: Some(AttrPath::parse(sort_by).unwrap()), descending, start_index, count, cursor: None };
         let mut reference: Option<Vec<String>> = None;
         for (backend, store) in stores(&rt, dir.path()) {
             let t = Tenant { id: tenant.clone(), name: tenant.clone(), token_lifetime_days: 365, created_at: now };
@@ -212,7 +213,7 @@ proptest! {
                     .filter(|r| filter.matches(&r.to_scim("http://x/scim/v2"), user_type))
                     .map(|r| r.id.clone())
                     .collect();
-                let query = ListQuery { filter: Some(filter.clone()), sort_by: None, descending: false, start_index: 1, count: 1000 };
+                let query = ListQuery { filter: Some(filter.clone()), sort_by: None, descending: false, start_index: 1, count: 1000, cursor: None };
                 let page = rt.block_on(store.query(&tenant, ResourceKind::User, &query, false)).unwrap();
                 let got: BTreeSet<String> = page.resources.iter().map(|r| r.id.clone()).collect();
                 prop_assert_eq!(page.total as usize, got.len(), "{}: filter {}", backend, filter);

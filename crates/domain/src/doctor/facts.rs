@@ -336,8 +336,14 @@ impl Service {
             let quoted = serde_json::to_string(query).unwrap_or_default();
             let text = format!("userName eq {quoted} or externalId eq {quoted} or emails.value eq {quoted}");
             if let Ok(filter) = scim_proto::filter::parse(&text) {
-                let list =
-                    ListQuery { filter: Some(filter), sort_by: None, descending: false, start_index: 1, count: 1 };
+                let list = ListQuery {
+                    filter: Some(filter),
+                    sort_by: None,
+                    descending: false,
+                    start_index: 1,
+                    count: 1,
+                    cursor: None,
+                };
                 // A store that cannot run this filter only loses this fallback.
                 if let Ok(page) = self.store.query(&tenant.id, ResourceKind::User, &list, false).await {
                     found = page.resources.into_iter().next();

@@ -56,6 +56,14 @@ pub async fn service_provider_config(State(state): State<AppState>, BaseUrl(base
             "changePassword": { "supported": false },
             "sort": { "supported": true },
             "etag": { "supported": true },
+            // RFC 9865. No cursorTimeout: a cursor is a position, not a snapshot, and never expires.
+            "pagination": {
+                "cursor": true,
+                "index": true,
+                "defaultPaginationMethod": "index",
+                "defaultPageSize": limits.default_page_size,
+                "maxPageSize": limits.max_page_size,
+            },
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",
                 "name": "OAuth Bearer Token",

@@ -89,14 +89,20 @@ async fn list(kinds: &[ResourceKind], state: &AppState, caller: &ScimCaller, par
         .iter()
         .filter_map(|r| projections.iter().find(|(k, _)| *k == r.kind).map(|(_, p)| render(r, caller, p)))
         .collect();
-    Ok(ScimJson::ok(json!({
+    let mut body = json!({
         "schemas": [LIST_RESPONSE_SCHEMA],
         "totalResults": page.total,
         "itemsPerPage": resources.len(),
-        "startIndex": query.start_index,
         "Resources": resources,
-    }))
-    .into_response())
+    });
+    // Cursor paging (RFC 9865) answers where the next page starts instead of startIndex; the
+    // last page has no nextCursor.
+    match (&query.cursor, &page.next) {
+        (None, _) => body["startIndex"] = json!(query.start_index),
+        (Some(_), Some(next)) => body["nextCursor"] = json!(next.encode()),
+        (Some(_), None) => {}
+    }
+    Ok(ScimJson::ok(body).into_response())
 }
 
 async fn list_from_query(kind: ResourceKind, state: AppState, caller: ScimCaller, raw: Option<String>) -> Reply {

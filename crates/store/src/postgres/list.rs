@@ -4,7 +4,7 @@
 //! the evaluator and sort keys SQLite runs inside its queries.
 
 use scim_proto::ResourceKind;
-use scimd_domain::query::{ListQuery, Page};
+use scimd_domain::query::{CursorPage, ListQuery, Page};
 use scimd_domain::resources::StoredResource;
 use scimd_domain::store::StoreError;
 use tokio_postgres::types::ToSql;
@@ -38,29 +38,44 @@ pub(super) async fn run_query(
     relations: bool,
 ) -> Result<Page, StoreError> {
     let filter = filter_sql::list_from(Dialect::Postgres, tenant, kind, query)?;
-    let offset = query.start_index.saturating_sub(1);
+    let offset = if query.cursor.is_some() { 0 } else { query.start_index.saturating_sub(1) };
     let count_sql = format!("SELECT count(*){}", filter.text);
     let mut page = Sql { text: format!("SELECT {RESOURCE_COLUMNS}{}", filter.text), ..filter };
-    let sorted_in_sql = filter_sql::order_by(query, kind, &mut page)?;
-    if page.residual || !sorted_in_sql {
+    if page.residual {
+        // The position is applied after the filter, in memory: the total counts every match.
+        filter_sql::order_by(query, kind, &mut page)?;
         return in_memory(tx, tenant, kind, query, relations, page).await;
     }
-    let args = values(&page);
-    let total: i64 = get(&tx.uncached().query_one(&count_sql, &refs(&args)).await.map_err(backend)?, 0)?;
+    let counted = values(&page);
+    if let Some(CursorPage::After(at)) = &query.cursor {
+        filter_sql::after_cursor(at, &mut page);
+    }
+    let sorted_in_sql = filter_sql::order_by(query, kind, &mut page)?;
+    if !sorted_in_sql {
+        return in_memory(tx, tenant, kind, query, relations, page).await;
+    }
+    let total: i64 = get(&tx.uncached().query_one(&count_sql, &refs(&counted)).await.map_err(backend)?, 0)?;
     let total = total.max(0) as u64;
     if query.count == 0 || offset >= total {
-        return Ok(Page { total, resources: Vec::new() });
+        return Ok(Page::indexed(total, Vec::new()));
     }
+    // Cursor paging reads one more: whether it exists decides nextCursor.
+    let limit = if query.cursor.is_some() { query.count.saturating_add(1) } else { query.count };
     page.push(" LIMIT ");
-    page.param(Param::Int(query.count.min(i64::MAX as u64) as i64));
+    page.param(Param::Int(limit.min(i64::MAX as u64) as i64));
     page.push(" OFFSET ");
     page.param(Param::Int(offset.min(i64::MAX as u64) as i64));
     let args = values(&page);
-    let mut resources = all_built(tx, &page.text, &refs(&args), resource_from_row).await?;
+    let resources = all_built(tx, &page.text, &refs(&args), resource_from_row).await?;
+    let mut page = if query.cursor.is_some() {
+        Page::cursor(total, resources, query.count)
+    } else {
+        Page::indexed(total, resources)
+    };
     if relations {
-        load_relations(tx, tenant, kind, &mut resources).await?;
+        load_relations(tx, tenant, kind, &mut page.resources).await?;
     }
-    Ok(Page { total, resources })
+    Ok(page)
 }
 
 /// Evaluates the filter and the sort on the candidates the SQL selected, then pages.
@@ -95,8 +110,17 @@ async fn in_memory(
         });
     }
     let total = rows.len() as u64;
-    let offset = usize::try_from(query.start_index.saturating_sub(1)).unwrap_or(usize::MAX);
-    let count = usize::try_from(query.count).unwrap_or(usize::MAX);
+    let (offset, count) = match &query.cursor {
+        None => (query.start_index.saturating_sub(1), query.count),
+        // Rows come in cursor order (bytes of the id, as Rust compares them): skip to the position.
+        Some(CursorPage::First) => (0, query.count.saturating_add(1)),
+        Some(CursorPage::After(at)) => {
+            let passed = rows.iter().take_while(|r| (r.created, r.id.as_str()) <= (at.created, at.id.as_str())).count();
+            (passed as u64, query.count.saturating_add(1))
+        }
+    };
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    let count = usize::try_from(count).unwrap_or(usize::MAX);
     let mut resources: Vec<StoredResource> = rows.into_iter().skip(offset).take(count).collect();
     let loaded = candidates.residual && query.filter.is_some();
     if relations && !loaded {
@@ -110,5 +134,9 @@ async fn in_memory(
             }
         }
     }
-    Ok(Page { total, resources })
+    Ok(if query.cursor.is_some() {
+        Page::cursor(total, resources, query.count)
+    } else {
+        Page::indexed(total, resources)
+    })
 }

@@ -5,7 +5,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params_from_iter};
 use scim_proto::ResourceKind;
 use scimd_domain::clock::format_time;
-use scimd_domain::query::{ListQuery, Page};
+use scimd_domain::query::{CursorPage, ListQuery, Page};
 use scimd_domain::store::StoreError;
 
 use super::backend;
@@ -42,14 +42,19 @@ pub(super) fn run_query(
         .and_then(|mut s| s.query_row(params_from_iter(values(&filter)), |r| r.get(0)))
         .map_err(sql_error)?;
     let total = total as u64;
-    let offset = query.start_index.saturating_sub(1);
+    let offset = if query.cursor.is_some() { 0 } else { query.start_index.saturating_sub(1) };
     if query.count == 0 || offset >= total {
-        return Ok(Page { total, resources: Vec::new() });
+        return Ok(Page::indexed(total, Vec::new()));
     }
     let mut page = Sql { text: format!("SELECT {RESOURCE_COLUMNS}{}", filter.text), ..filter };
+    if let Some(CursorPage::After(at)) = &query.cursor {
+        filter_sql::after_cursor(at, &mut page);
+    }
     filter_sql::order_by(query, kind, &mut page)?;
+    // Cursor paging reads one more: whether it exists decides nextCursor.
+    let limit = if query.cursor.is_some() { query.count.saturating_add(1) } else { query.count };
     page.push(" LIMIT ");
-    page.param(Param::Int(query.count.min(i64::MAX as u64) as i64));
+    page.param(Param::Int(limit.min(i64::MAX as u64) as i64));
     page.push(" OFFSET ");
     page.param(Param::Int(offset.min(i64::MAX as u64) as i64));
     let mut stmt = c.prepare_cached(&page.text).map_err(sql_error)?;
@@ -58,10 +63,15 @@ pub(super) fn run_query(
     for row in rows {
         resources.push(row.map_err(sql_error)??);
     }
+    let mut page = if query.cursor.is_some() {
+        Page::cursor(total, resources, query.count)
+    } else {
+        Page::indexed(total, resources)
+    };
     if relations {
-        load_relations(c, tenant, kind, &mut resources)?;
+        load_relations(c, tenant, kind, &mut page.resources)?;
     }
-    Ok(Page { total, resources })
+    Ok(page)
 }
 
 /// An error raised inside `scim_match` is the client's filter's fault; anything else is ours.

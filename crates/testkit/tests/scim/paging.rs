@@ -482,3 +482,110 @@ async fn root_search_returns_users_and_groups_with_paging_across_them() {
     // The base URL itself is not a list.
     assert_scim_error(&c.get("/").await, 404, None);
 }
+
+/// Walks `/Users` with cursor paging (RFC 9865) from an empty cursor; every page's ids in order.
+async fn cursor_walk(c: &Client, query: &str, count: usize) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let r = c.get(&format!("/Users?{query}cursor={}&count={count}", enc(&cursor))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(r.body.get("startIndex").is_none(), "no startIndex under cursor paging: {}", r.text);
+        let got = ids(&r);
+        assert_eq!(r.body["itemsPerPage"], got.len(), "{}", r.text);
+        pages.push(got);
+        match r.body["nextCursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return pages,
+        }
+        assert!(pages.len() < 100, "cursor paging does not end");
+    }
+}
+
+/// The ids of a tenant's users in cursor order: `meta.created`, then the id's bytes.
+async fn cursor_order(c: &Client) -> Vec<String> {
+    let r = c.get("/Users?count=1000").await;
+    let mut users: Vec<(String, String)> = r.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["meta"]["created"].as_str().unwrap().to_owned(), u["id"].as_str().unwrap().to_owned()))
+        .collect();
+    users.sort();
+    users.into_iter().map(|(_, id)| id).collect()
+}
+
+#[tokio::test]
+async fn cursor_paging_walks_every_resource_once_in_creation_order() {
+    let s = TestServer::start().await;
+    let c = s.scim();
+    users(&c, 7).await;
+    let all = cursor_order(&c).await;
+    let pages = cursor_walk(&c, "", 3).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1], "the last page has no nextCursor");
+    assert_eq!(pages.concat(), all);
+    // An exact multiple of the page size: the last full page says there is nothing after it.
+    assert_eq!(cursor_walk(&c, "", 7).await, std::slice::from_ref(&all));
+    let first = c.get("/Users?cursor=&count=3").await;
+    assert_eq!(first.body["totalResults"], 7, "{}", first.text);
+}
+
+#[tokio::test]
+async fn a_cursor_survives_deletions_and_sees_later_creations() {
+    let s = TestServer::start().await;
+    let c = s.scim();
+    users(&c, 6).await;
+    let all = cursor_order(&c).await;
+    let r = c.get("/Users?cursor=&count=2").await;
+    let next = r.body["nextCursor"].as_str().unwrap().to_owned();
+    // The last user of the page the cursor came from, and the next one, go; a new one comes.
+    assert_eq!(c.delete(&format!("/Users/{}", all[1])).await.status, 204);
+    assert_eq!(c.delete(&format!("/Users/{}", all[2])).await.status, 204);
+    s.clock.advance(time::Duration::seconds(1));
+    let newcomer = create_user(&c, "newcomer").await;
+    let r = c.get(&format!("/Users?cursor={}&count=10", enc(&next))).await;
+    assert_eq!(ids(&r), [all[3].clone(), all[4].clone(), all[5].clone(), newcomer], "{}", r.text);
+    assert!(r.body.get("nextCursor").is_none(), "{}", r.text);
+}
+
+#[tokio::test]
+async fn cursor_paging_with_a_filter_and_through_search() {
+    let s = TestServer::start().await;
+    let c = s.scim();
+    users(&c, 8).await;
+    let all = cursor_order(&c).await;
+    // u00..u07; "u0" matches all of them, `active` stays in SQL, `title` is evaluated in memory.
+    let pages = cursor_walk(&c, &format!("filter={}&", enc("userName sw \"u0\" and active eq true")), 3).await;
+    assert_eq!(pages.concat(), all);
+    for id in &all[..4] {
+        let title = patch_op(json!([{ "op": "add", "path": "title", "value": "x" }]));
+        assert_eq!(c.patch(&format!("/Users/{id}"), &title).await.status, 200);
+    }
+    let pages = cursor_walk(&c, &format!("filter={}&", enc("title eq \"x\"")), 3).await;
+    assert_eq!(pages.concat(), all[..4].to_vec());
+    let r = c.post("/Users/.search", &search(json!({ "cursor": "", "count": 5 }))).await;
+    assert_eq!(ids(&r), all[..5].to_vec(), "{}", r.text);
+    let next = r.body["nextCursor"].as_str().unwrap();
+    let r = c.post("/Users/.search", &search(json!({ "cursor": next, "count": 5 }))).await;
+    assert_eq!(ids(&r), all[5..].to_vec(), "{}", r.text);
+    assert!(r.body.get("nextCursor").is_none(), "{}", r.text);
+}
+
+#[tokio::test]
+async fn cursor_misuse_is_a_clear_400() {
+    let s = TestServer::start().await;
+    let c = s.scim();
+    users(&c, 2).await;
+    for bad in ["nonsense", "00", "e29c"] {
+        let r = c.get(&format!("/Users?cursor={bad}")).await;
+        assert_scim_error(&r, 400, Some("invalidCursor"));
+    }
+    assert_scim_error(&c.get("/Users?cursor=&startIndex=2").await, 400, Some("invalidValue"));
+    assert_scim_error(&c.get("/Users?cursor=&sortBy=userName").await, 400, Some("invalidValue"));
+    let r = c.post("/.search", &search(json!({ "cursor": "" }))).await;
+    assert_scim_error(&r, 400, Some("invalidValue"));
+    let spc = c.get("/ServiceProviderConfig").await;
+    assert_eq!(spc.body["pagination"]["cursor"], true, "{}", spc.text);
+    assert_eq!(spc.body["pagination"]["index"], true, "{}", spc.text);
+    assert_eq!(spc.body["pagination"]["defaultPaginationMethod"], "index", "{}", spc.text);
+}
