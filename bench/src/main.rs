@@ -305,7 +305,9 @@ async fn run_backend(
     let seeding = Instant::now();
     let tenants = seed(&client, &server.base, args.users, args.tenants.max(1)).await?;
     let seeded_in = seeding.elapsed();
-    let mut durability = "SQLite: WAL, synchronous=FULL".to_owned();
+    let mut durability =
+        "SQLite: WAL, every write flushed (fdatasync of the WAL) before its answer, shared by concurrent writes"
+            .to_owned();
     if let Some(url) = database_url {
         // What autovacuum does on a production server (this machine's PostgreSQL has it off):
         // fresh statistics after a bulk load, or lookups by id become scans.
