@@ -126,11 +126,19 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, batches: mpsc::Sender<Batch
         let mut batch = Batch { committed: false, answers: Vec::with_capacity(MAX_BATCH) };
         let mut next = Some(first);
         while let Some(job) = next.take() {
-            // A panic inside a write drops its answer (its caller sees a failed write) and
-            // rolls its transaction back; the thread goes on with the others.
-            if let Ok((committed, answer)) = catch_unwind(AssertUnwindSafe(|| job(&conn))) {
-                batch.committed |= committed;
-                batch.answers.push(answer);
+            // A panic inside a write drops its answer (its caller sees a failed write) and its
+            // transaction is rolled back here; the thread goes on with the others.
+            match catch_unwind(AssertUnwindSafe(|| job(&conn))) {
+                Ok((committed, answer)) => {
+                    batch.committed |= committed;
+                    batch.answers.push(answer);
+                }
+                Err(_) if !conn.is_autocommit() => {
+                    if let Err(e) = conn.execute_batch("ROLLBACK") {
+                        tracing::error!(error = %e, "rolling back a write that panicked failed");
+                    }
+                }
+                Err(_) => {}
             }
             if batch.answers.len() < MAX_BATCH {
                 next = queue.try_recv().ok();
@@ -188,5 +196,61 @@ impl WalFile {
             Some((file, _)) => file.sync_data().map_err(|e| failed("cannot flush", e)),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(dir: &Path) -> Writer {
+        let path = dir.join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER)").unwrap();
+        Writer::start(conn, &path).unwrap()
+    }
+
+    async fn count(w: &Writer) -> i64 {
+        w.write(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).map_err(backend)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_is_rolled_back_and_the_next_ones_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(dir.path());
+        let panicked = w
+            .write::<(), StoreError, _>(|c| {
+                c.execute("INSERT INTO t VALUES (1)", []).map_err(backend)?;
+                panic!("a bug inside a write");
+            })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::Backend(_))), "{panicked:?}");
+        w.write(|c| c.execute("INSERT INTO t VALUES (2)", []).map_err(backend)).await.unwrap();
+        assert_eq!(count(&w).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_leaves_nothing_and_concurrent_writes_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = std::sync::Arc::new(writer(dir.path()));
+        let refused = w
+            .write(|c| {
+                c.execute("INSERT INTO t VALUES (1)", []).map_err(backend)?;
+                Err::<(), _>(StoreError::Conflict { attribute: "v".into() })
+            })
+            .await;
+        assert_eq!(refused, Err(StoreError::Conflict { attribute: "v".into() }));
+        let writes: Vec<_> = (0..200)
+            .map(|i| {
+                let w = w.clone();
+                tokio::spawn(async move {
+                    w.write(move |c| c.execute("INSERT INTO t VALUES (?1)", [i]).map_err(backend)).await
+                })
+            })
+            .collect();
+        for write in writes {
+            write.await.unwrap().unwrap();
+        }
+        assert_eq!(count(&w).await, 200);
     }
 }
