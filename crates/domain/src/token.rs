@@ -338,9 +338,10 @@ impl Service {
         let (record, tenant) = match self.tokens.get(prefix) {
             Some(cached) => cached,
             None => {
+                let read_from = self.tokens.before_read();
                 let record = self.store.token_by_prefix(prefix).await?.ok_or(AuthError::UnknownToken)?;
                 let tenant = self.tenant(&record.tenant_id).await?;
-                self.tokens.put(record.clone(), tenant.clone());
+                self.tokens.put(record.clone(), tenant.clone(), read_from);
                 (record, tenant)
             }
         };
