@@ -3,14 +3,14 @@
 //! column, the SQL selects the candidates and the whole filter and sort run here, with exactly
 //! the evaluator and sort keys SQLite runs inside its queries.
 
-use scim_proto::ResourceKind;
+use scim_proto::{Filter, ResourceKind};
 use scimd_domain::query::{CursorPage, ListQuery, Page};
 use scimd_domain::resources::StoredResource;
 use scimd_domain::store::StoreError;
 use tokio_postgres::types::ToSql;
 
 use super::rows::{load_relations, resource_from_row};
-use super::{Tx, Values, all_built, backend, get, refs};
+use super::{Tx, Values, all, all_built, backend, get, refs};
 use crate::columns::{RESOURCE_COLUMNS, sort_key};
 use crate::filter_sql::{self, Dialect, Param, Sql};
 
@@ -54,7 +54,16 @@ pub(super) async fn run_query(
     if !sorted_in_sql {
         return in_memory(tx, tenant, kind, query, relations, page).await;
     }
-    let total: i64 = get(&tx.uncached().query_one(&count_sql, &refs(&counted)).await.map_err(backend)?, 0)?;
+    // A lookup by one identifier (an IdP's `userName eq …`) has a handful of shapes: its
+    // statements stay prepared on the connection, a round trip less each. Other filters are
+    // parsed per request, so that arbitrary filters cannot grow the statement cache.
+    let cached = matches!(&query.filter, Some(f @ Filter::Compare(..)) if filter_sql::is_lookup(f, kind));
+    let count = if cached {
+        tx.query_one(&count_sql, &refs(&counted)).await
+    } else {
+        tx.uncached().query_one(&count_sql, &refs(&counted)).await
+    };
+    let total: i64 = get(&count.map_err(backend)?, 0)?;
     let total = total.max(0) as u64;
     if query.count == 0 || offset >= total {
         return Ok(Page::indexed(total, Vec::new()));
@@ -66,7 +75,11 @@ pub(super) async fn run_query(
     page.push(" OFFSET ");
     page.param(Param::Int(offset.min(i64::MAX as u64) as i64));
     let args = values(&page);
-    let resources = all_built(tx, &page.text, &refs(&args), resource_from_row).await?;
+    let resources = if cached {
+        all(tx, &page.text, &refs(&args), resource_from_row).await?
+    } else {
+        all_built(tx, &page.text, &refs(&args), resource_from_row).await?
+    };
     let mut page = if query.cursor.is_some() {
         Page::cursor(total, resources, query.count)
     } else {
