@@ -233,7 +233,8 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
-    // Filters and lists compile to a handful of statement shapes per tenant: keep them parsed.
+    // Every statement is parsed once per connection; the cache is least-recently-used, so the
+    // shapes arbitrary filters compile to only push each other out.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // A plan must not depend on the values bound: otherwise SQLite prepares such a statement
     // again on every new binding, which was half the time of a lookup by userName.
