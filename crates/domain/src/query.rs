@@ -23,6 +23,20 @@ pub struct ListQuery {
     pub cursor: Option<CursorPage>,
 }
 
+impl ListQuery {
+    /// How many matching rows come before the page: none under cursor paging (the position is
+    /// a condition), `startIndex - 1` otherwise.
+    pub fn offset(&self) -> u64 {
+        if self.cursor.is_some() { 0 } else { self.start_index.saturating_sub(1) }
+    }
+
+    /// How many rows a store reads for the page: one more than `count` under cursor paging,
+    /// whose presence decides `nextCursor` (see [`Page::of`]).
+    pub fn rows_to_read(&self) -> u64 {
+        if self.cursor.is_some() { self.count.saturating_add(1) } else { self.count }
+    }
+}
+
 /// Which cursor page a query asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CursorPage {
@@ -82,10 +96,13 @@ impl Page {
         Page { total, resources, next: None }
     }
 
-    /// A page of cursor paging from up to `count + 1` resources read in cursor order: the
-    /// extra one only tells that there is a next page.
-    pub fn cursor(total: u64, mut resources: Vec<StoredResource>, count: u64) -> Self {
-        let count = usize::try_from(count).unwrap_or(usize::MAX);
+    /// The page of `query` from the [`ListQuery::rows_to_read`] resources a store read in its
+    /// order: under cursor paging the extra one only tells that there is a next page.
+    pub fn of(query: &ListQuery, total: u64, mut resources: Vec<StoredResource>) -> Self {
+        if query.cursor.is_none() {
+            return Page::indexed(total, resources);
+        }
+        let count = usize::try_from(query.count).unwrap_or(usize::MAX);
         let more = resources.len() > count;
         resources.truncate(count);
         let next = if more { resources.last().map(CursorPosition::of) } else { None };

@@ -38,7 +38,7 @@ pub(super) async fn run_query(
     relations: bool,
 ) -> Result<Page, StoreError> {
     let filter = filter_sql::list_from(Dialect::Postgres, tenant, kind, query)?;
-    let offset = if query.cursor.is_some() { 0 } else { query.start_index.saturating_sub(1) };
+    let offset = query.offset();
     let count_sql = format!("SELECT count(*){}", filter.text);
     let mut page = Sql { text: format!("SELECT {RESOURCE_COLUMNS}{}", filter.text), ..filter };
     if page.residual {
@@ -68,8 +68,7 @@ pub(super) async fn run_query(
     if query.count == 0 || offset >= total {
         return Ok(Page::indexed(total, Vec::new()));
     }
-    // Cursor paging reads one more: whether it exists decides nextCursor.
-    let limit = if query.cursor.is_some() { query.count.saturating_add(1) } else { query.count };
+    let limit = query.rows_to_read();
     page.push(" LIMIT ");
     page.param(Param::Int(limit.min(i64::MAX as u64) as i64));
     page.push(" OFFSET ");
@@ -80,11 +79,7 @@ pub(super) async fn run_query(
     } else {
         all_built(tx, &page.text, &refs(&args), resource_from_row).await?
     };
-    let mut page = if query.cursor.is_some() {
-        Page::cursor(total, resources, query.count)
-    } else {
-        Page::indexed(total, resources)
-    };
+    let mut page = Page::of(query, total, resources);
     if relations {
         load_relations(tx, tenant, kind, &mut page.resources).await?;
     }
@@ -123,15 +118,15 @@ async fn in_memory(
         });
     }
     let total = rows.len() as u64;
-    let (offset, count) = match &query.cursor {
-        None => (query.start_index.saturating_sub(1), query.count),
-        // Rows come in cursor order (bytes of the id, as Rust compares them): skip to the position.
-        Some(CursorPage::First) => (0, query.count.saturating_add(1)),
+    // Under cursor paging the rows come in cursor order (bytes of the id, as Rust compares
+    // them): the page starts past the position.
+    let offset = match &query.cursor {
         Some(CursorPage::After(at)) => {
-            let passed = rows.iter().take_while(|r| (r.created, r.id.as_str()) <= (at.created, at.id.as_str())).count();
-            (passed as u64, query.count.saturating_add(1))
+            rows.iter().take_while(|r| (r.created, r.id.as_str()) <= (at.created, at.id.as_str())).count() as u64
         }
+        _ => query.offset(),
     };
+    let count = query.rows_to_read();
     let offset = usize::try_from(offset).unwrap_or(usize::MAX);
     let count = usize::try_from(count).unwrap_or(usize::MAX);
     let mut resources: Vec<StoredResource> = rows.into_iter().skip(offset).take(count).collect();
@@ -147,9 +142,5 @@ async fn in_memory(
             }
         }
     }
-    Ok(if query.cursor.is_some() {
-        Page::cursor(total, resources, query.count)
-    } else {
-        Page::indexed(total, resources)
-    })
+    Ok(Page::of(query, total, resources))
 }

@@ -42,7 +42,7 @@ pub(super) fn run_query(
         .and_then(|mut s| s.query_row(params_from_iter(values(&filter)), |r| r.get(0)))
         .map_err(sql_error)?;
     let total = total as u64;
-    let offset = if query.cursor.is_some() { 0 } else { query.start_index.saturating_sub(1) };
+    let offset = query.offset();
     if query.count == 0 || offset >= total {
         return Ok(Page::indexed(total, Vec::new()));
     }
@@ -51,8 +51,7 @@ pub(super) fn run_query(
         filter_sql::after_cursor(at, &mut page);
     }
     filter_sql::order_by(query, kind, &mut page)?;
-    // Cursor paging reads one more: whether it exists decides nextCursor.
-    let limit = if query.cursor.is_some() { query.count.saturating_add(1) } else { query.count };
+    let limit = query.rows_to_read();
     page.push(" LIMIT ");
     page.param(Param::Int(limit.min(i64::MAX as u64) as i64));
     page.push(" OFFSET ");
@@ -63,11 +62,7 @@ pub(super) fn run_query(
     for row in rows {
         resources.push(row.map_err(sql_error)??);
     }
-    let mut page = if query.cursor.is_some() {
-        Page::cursor(total, resources, query.count)
-    } else {
-        Page::indexed(total, resources)
-    };
+    let mut page = Page::of(query, total, resources);
     if relations {
         load_relations(c, tenant, kind, &mut page.resources)?;
     }

@@ -105,14 +105,7 @@ impl SqliteStore {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let conn = inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let conn = match conn {
-                Some(c) => c,
-                None => open_connection(&inner.path)?,
-            };
-            let result = read_snapshot(&conn, f);
-            inner.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-            result
+            inner.with_reader(f)
         })
         .await
         .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
@@ -126,14 +119,7 @@ impl SqliteStore {
     where
         F: FnOnce(&Connection) -> Result<T, StoreError>,
     {
-        let pooled = self.inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => open_connection(&self.inner.path)?,
-        };
-        let result = read_snapshot(&conn, f);
-        self.inner.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-        result
+        self.inner.with_reader(f)
     }
 
     /// Runs a `DELETE … LIMIT ?2` (with `?1` the cutoff time) until it deletes less than a chunk:
@@ -162,6 +148,21 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         self.inner.writer.write(f).await
+    }
+}
+
+impl Inner {
+    /// Runs `f` in a read transaction on a pooled reader connection (opened when none is free),
+    /// on the calling thread.
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let result = read_snapshot(&conn, f);
+        self.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        result
     }
 }
 
