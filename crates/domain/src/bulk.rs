@@ -10,6 +10,7 @@ use scim_proto::{ResourceKind, ScimError, ScimType};
 use serde_json::Value;
 
 use crate::resources::EtagCondition;
+use crate::store::deferring_flush;
 use crate::tenant::Tenant;
 use crate::{DomainError, Result, Service};
 
@@ -51,7 +52,23 @@ impl Service {
     /// Runs a bulk request for a tenant. Operations run one at a time in [`BulkRequest::plan`]
     /// order; one fails without running when its references are unknown, cyclic, or name an
     /// operation that failed; the request stops once `failOnErrors` operations have failed.
+    /// The outcome is returned once every write it reports is durable: the operations' writes
+    /// answer at commit, and one flush at the end covers them all.
     pub async fn bulk(&self, tenant: &Tenant, request: &BulkRequest) -> BulkOutcome {
+        let mut outcome = deferring_flush(self.bulk_operations(tenant, request)).await;
+        if let Err(e) = self.store.sync().await {
+            // Not durable, so not done: every write the request made is reported failed.
+            for result in &mut outcome.results {
+                if result.outcome.is_ok() {
+                    result.outcome = Err(DomainError::Store(e.clone()));
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The operations of [`Self::bulk`], in plan order.
+    async fn bulk_operations(&self, tenant: &Tenant, request: &BulkRequest) -> BulkOutcome {
         let plan = request.plan();
         let mut results: Vec<Option<BulkResult>> = request.operations.iter().map(|_| None).collect();
         let mut ids: HashMap<String, String> = HashMap::new();

@@ -238,6 +238,18 @@ impl Service {
         self.store.resource(&tenant.id, kind, id, relations).await?.ok_or_else(|| not_found(kind, id))
     }
 
+    /// Adds `members` or `groups` to a resource just written, for its response. A user created
+    /// just now (version 1) is in no group yet, so it needs no read.
+    pub async fn with_relations(&self, tenant: &Tenant, mut res: StoredResource) -> StoredResource {
+        if res.kind == ResourceKind::User && res.version == 1 {
+            return res;
+        }
+        // The write is done: failing to read its relations must not report it failed, so the
+        // response then shows the resource as written (the store leaves it unchanged).
+        let _ = self.store.load_relations(&tenant.id, &mut res).await;
+        res
+    }
+
     /// Replaces a resource from a PUT body. A User body without `active` keeps the current value
     /// (IdPs that PUT partial objects must not deactivate users by accident).
     pub async fn replace_resource(

@@ -167,11 +167,34 @@ pub enum ProvisionError {
     Store(#[from] StoreError),
 }
 
+tokio::task_local! {
+    /// Set while a bulk request runs (see [`deferring_flush`]).
+    static DEFERRED_FLUSH: ();
+}
+
+/// Runs `work` with its writes answered as soon as they commit, not once they are durable: a
+/// bulk request's operations run one after another, and waiting for the disk after each would
+/// bound a request to one operation per flush. Whoever runs this must call [`Store::sync`]
+/// before telling a client that any of these writes succeeded.
+pub async fn deferring_flush<F: Future>(work: F) -> F::Output {
+    DEFERRED_FLUSH.scope((), work).await
+}
+
+/// Whether the current task's writes may answer at commit (inside [`deferring_flush`]).
+pub fn flush_deferred() -> bool {
+    DEFERRED_FLUSH.try_with(|_| ()).is_ok()
+}
+
 /// Persistent state. Every method is one transaction.
 #[async_trait]
 pub trait Store: EventStore + WebhookStore + AccessStore + Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Returns once every write committed before the call is durable: after writes made inside
+    /// [`deferring_flush`]. A store whose commits are durable when they return has nothing to do.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Reads a cloud-wide setting.
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
@@ -222,6 +245,8 @@ pub trait Store: EventStore + WebhookStore + AccessStore + Send + Sync + 'static
         id: &str,
         relations: bool,
     ) -> Result<Option<StoredResource>, StoreError>;
+    /// Adds `members` (Group) or `groups` (User) to a resource's document, as `resource` does.
+    async fn load_relations(&self, tenant: &str, res: &mut StoredResource) -> Result<(), StoreError>;
     /// Replaces a resource whose stored version is `expected_version` (else `VersionMismatch`);
     /// a Group's membership is replaced by the `members` of the document.
     async fn update_resource(

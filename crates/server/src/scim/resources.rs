@@ -132,7 +132,7 @@ async fn create(
     caller.note.mentions(&body);
     let res = state.service.create_resource(&caller.tenant, kind, body).await?;
     note_held(&caller, &res);
-    let res = with_relations(&state, &caller, res, &projection).await?;
+    let res = with_relations(&state, &caller, res, &projection).await;
     Ok(resource_reply(StatusCode::CREATED, &res, &caller, &projection))
 }
 
@@ -143,17 +143,17 @@ fn note_held(caller: &ScimCaller, res: &StoredResource) {
     }
 }
 
-/// Reloads a written resource with its relations when the response shows them.
+/// Adds a written resource's relations when the response shows them.
 async fn with_relations(
     state: &AppState,
     caller: &ScimCaller,
     res: StoredResource,
     projection: &Projection,
-) -> Result<StoredResource, ScimFailure> {
+) -> StoredResource {
     if !wants_relations(projection, res.kind) {
-        return Ok(res);
+        return res;
     }
-    Ok(state.service.get_resource(&caller.tenant, res.kind, &res.id, true).await.unwrap_or(res))
+    state.service.with_relations(&caller.tenant, res).await
 }
 
 async fn get_one(
@@ -203,7 +203,7 @@ async fn write(
         Write::Patch => service.patch_resource(&caller.tenant, kind, &id, body, if_match.as_ref()).await?,
     };
     note_held(&caller, &res);
-    let res = with_relations(&state, &caller, res, &projection).await?;
+    let res = with_relations(&state, &caller, res, &projection).await;
     Ok(resource_reply(StatusCode::OK, &res, &caller, &projection))
 }
 

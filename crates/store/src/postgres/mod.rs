@@ -603,6 +603,11 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn load_relations(&self, tenant: &str, res: &mut StoredResource) -> Result<(), StoreError> {
+        let kind = res.kind;
+        pg_read!(self, |tx| rows::load_relations(tx, tenant, kind, std::slice::from_mut(res)).await)
+    }
+
     async fn update_resource(
         &self,
         tenant: &str,

@@ -303,6 +303,15 @@ impl Store for SqliteStore {
         self.read(|c| c.row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
     }
 
+    async fn load_relations(&self, tenant: &str, res: &mut StoredResource) -> Result<(), StoreError> {
+        let kind = res.kind;
+        self.lookup(|c| rows::load_relations(c, tenant, kind, std::slice::from_mut(res))).await
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.inner.writer.sync().await
+    }
+
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = key.to_owned();
         self.lookup(move |c| {
