@@ -46,22 +46,37 @@ impl StoredResource {
     /// The SCIM representation: `schemas`, `id`, the attributes and `meta`, with `$ref`s and
     /// `meta.location` under `base_url` (the tenant's SCIM base URL, no trailing slash).
     pub fn to_scim(&self, base_url: &str) -> Value {
-        let mut out = Map::new();
-        let doc = self.doc.as_object();
-        if let Some(schemas) = doc.and_then(|d| d.get("schemas")) {
-            out.insert("schemas".into(), schemas.clone());
-        }
-        out.insert("id".into(), Value::String(self.id.clone()));
-        for (key, value) in doc.into_iter().flatten() {
-            if key == "schemas" {
-                continue;
-            }
+        self.clone().into_scim(base_url)
+    }
+
+    /// [`Self::to_scim`], moving the document's values instead of copying them (a list renders
+    /// a hundred of these per request).
+    pub fn into_scim(self, base_url: &str) -> Value {
+        let meta = json!({
+            "resourceType": self.kind.name(),
+            "created": format_time(self.created),
+            "lastModified": format_time(self.modified),
+            "location": format!("{base_url}{}/{}", self.kind.endpoint(), self.id),
+            "version": self.etag(),
+        });
+        let doc = match self.doc {
+            Value::Object(doc) => doc,
+            _ => Map::new(),
+        };
+        let mut out = Map::with_capacity(doc.len() + 3);
+        // `schemas` first and `id` next, wherever the document keeps them.
+        out.insert("schemas".into(), Value::Null);
+        out.insert("id".into(), Value::String(self.id));
+        for (key, value) in doc {
             let value = match key.as_str() {
                 "members" => with_refs(value, base_url, None),
                 "groups" => with_refs(value, base_url, Some("/Groups")),
-                _ => value.clone(),
+                _ => value,
             };
-            out.insert(key.clone(), value);
+            out.insert(key, value);
+        }
+        if out.get("schemas").is_some_and(Value::is_null) {
+            out.shift_remove("schemas");
         }
         if let Some(p) = &self.placement {
             let mut ext = serde_json::Map::new();
@@ -81,42 +96,24 @@ impl StoredResource {
             }
             out.insert(PROVISIONING_SCHEMA.into(), Value::Object(ext));
         }
-        out.insert(
-            "meta".into(),
-            json!({
-                "resourceType": self.kind.name(),
-                "created": format_time(self.created),
-                "lastModified": format_time(self.modified),
-                "location": format!("{base_url}{}/{}", self.kind.endpoint(), self.id),
-                "version": self.etag(),
-            }),
-        );
+        out.insert("meta".into(), meta);
         Value::Object(out)
     }
 }
 
 /// Adds `$ref` to member / group references: under `endpoint`, or as their `type` says.
-fn with_refs(list: &Value, base_url: &str, endpoint: Option<&str>) -> Value {
-    let Some(items) = list.as_array() else { return list.clone() };
-    Value::Array(
-        items
-            .iter()
-            .map(|item| {
-                let mut item = item.clone();
-                if let Some(obj) = item.as_object_mut() {
-                    let endpoint = endpoint.unwrap_or(match obj.get("type").and_then(Value::as_str) {
-                        Some("Group") => "/Groups",
-                        _ => "/Users",
-                    });
-                    if let Some(id) = obj.get("value").and_then(Value::as_str) {
-                        let r = format!("{base_url}{endpoint}/{id}");
-                        obj.insert("$ref".into(), Value::String(r));
-                    }
-                }
-                item
-            })
-            .collect(),
-    )
+fn with_refs(mut list: Value, base_url: &str, endpoint: Option<&str>) -> Value {
+    for obj in list.as_array_mut().into_iter().flatten().filter_map(Value::as_object_mut) {
+        let endpoint = endpoint.unwrap_or(match obj.get("type").and_then(Value::as_str) {
+            Some("Group") => "/Groups",
+            _ => "/Users",
+        });
+        if let Some(id) = obj.get("value").and_then(Value::as_str) {
+            let r = format!("{base_url}{endpoint}/{id}");
+            obj.insert("$ref".into(), Value::String(r));
+        }
+    }
+    list
 }
 
 /// An `If-Match` / `If-None-Match` condition.

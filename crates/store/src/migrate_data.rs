@@ -45,8 +45,9 @@ const TABLES: &[&str] = &[
     "audit_log",
 ];
 
-/// Tables scimd keeps that are not copied (see [`TABLES`]).
-const NOT_COPIED: &[&str] = &["job_leases"];
+/// Tables scimd keeps that are not copied (see [`TABLES`]): leases, and SQLite's counts of
+/// visible resources (kept by its triggers; PostgreSQL counts instead).
+const NOT_COPIED: &[&str] = &["job_leases", "resource_counts"];
 
 /// Identity columns whose sequence must continue after the copied ids.
 const IDENTITIES: &[(&str, &str)] = &[("resources", "seq"), ("events", "id"), ("outbox", "id"), ("audit_log", "id")];

@@ -56,18 +56,15 @@ fn etag_header(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<E
     }
 }
 
-fn render(res: &StoredResource, caller: &ScimCaller, projection: &Projection) -> Value {
-    projection.apply(&res.to_scim(&caller.base_url), res.kind)
+fn render(res: StoredResource, caller: &ScimCaller, projection: &Projection) -> Value {
+    let kind = res.kind;
+    projection.apply(&res.into_scim(&caller.base_url), kind)
 }
 
-fn resource_reply(status: StatusCode, res: &StoredResource, caller: &ScimCaller, projection: &Projection) -> Response {
-    ScimJson {
-        status,
-        body: render(res, caller, projection),
-        location: Some(format!("{}{}/{}", caller.base_url, res.kind.endpoint(), res.id)),
-        etag: Some(res.etag()),
-    }
-    .into_response()
+fn resource_reply(status: StatusCode, res: StoredResource, caller: &ScimCaller, projection: &Projection) -> Response {
+    let location = Some(format!("{}{}/{}", caller.base_url, res.kind.endpoint(), res.id));
+    let etag = Some(res.etag());
+    ScimJson { status, body: render(res, caller, projection), location, etag }.into_response()
 }
 
 async fn list(kinds: &[ResourceKind], state: &AppState, caller: &ScimCaller, params: ListParams) -> Reply {
@@ -86,15 +83,16 @@ async fn list(kinds: &[ResourceKind], state: &AppState, caller: &ScimCaller, par
     };
     let resources: Vec<Value> = page
         .resources
-        .iter()
+        .into_iter()
         .filter_map(|r| projections.iter().find(|(k, _)| *k == r.kind).map(|(_, p)| render(r, caller, p)))
         .collect();
     let mut body = json!({
         "schemas": [LIST_RESPONSE_SCHEMA],
         "totalResults": page.total,
         "itemsPerPage": resources.len(),
-        "Resources": resources,
     });
+    // Moved in, not through `json!`, which would copy every resource's tree once more.
+    body["Resources"] = Value::Array(resources);
     // Cursor paging (RFC 9865) answers where the next page starts instead of startIndex; the
     // last page has no nextCursor.
     match (&query.cursor, &page.next) {
@@ -133,7 +131,7 @@ async fn create(
     let res = state.service.create_resource(&caller.tenant, kind, body).await?;
     note_held(&caller, &res);
     let res = with_relations(&state, &caller, res, &projection).await;
-    Ok(resource_reply(StatusCode::CREATED, &res, &caller, &projection))
+    Ok(resource_reply(StatusCode::CREATED, res, &caller, &projection))
 }
 
 /// A write that left its user pending is logged as held, with the cause it waits on.
@@ -170,7 +168,7 @@ async fn get_one(
     if etag_header(&headers, header::IF_NONE_MATCH)?.is_some_and(|c| c.matches(&res)) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, res.etag())]).into_response());
     }
-    Ok(resource_reply(StatusCode::OK, &res, &caller, &projection))
+    Ok(resource_reply(StatusCode::OK, res, &caller, &projection))
 }
 
 /// Which write a handler performs.
@@ -204,7 +202,7 @@ async fn write(
     };
     note_held(&caller, &res);
     let res = with_relations(&state, &caller, res, &projection).await;
-    Ok(resource_reply(StatusCode::OK, &res, &caller, &projection))
+    Ok(resource_reply(StatusCode::OK, res, &caller, &projection))
 }
 
 async fn delete(kind: ResourceKind, state: AppState, caller: ScimCaller, id: String, headers: HeaderMap) -> Reply {

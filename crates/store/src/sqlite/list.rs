@@ -2,14 +2,14 @@
 //! so the database counts and pages.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use scim_proto::ResourceKind;
 use scimd_domain::clock::format_time;
 use scimd_domain::query::{CursorPage, ListQuery, Page};
 use scimd_domain::store::StoreError;
 
-use super::backend;
 use super::rows::{load_relations, resource_from_row};
+use super::{CachedSql, backend};
 use crate::columns::RESOURCE_COLUMNS;
 use crate::filter_sql::{self, Dialect, Param, Sql};
 
@@ -36,12 +36,23 @@ pub(super) fn run_query(
     relations: bool,
 ) -> Result<Page, StoreError> {
     let filter = filter_sql::list_from(Dialect::Sqlite, tenant, kind, query)?;
-    let count_sql = format!("SELECT COUNT(*){}", filter.text);
-    let total: i64 = c
-        .prepare_cached(&count_sql)
-        .and_then(|mut s| s.query_row(params_from_iter(values(&filter)), |r| r.get(0)))
-        .map_err(sql_error)?;
-    let total = total as u64;
+    let total = match &query.filter {
+        // Every visible resource of the kind: the count the triggers of migration 0007 keep.
+        None => c
+            .row(
+                "SELECT visible FROM resource_counts WHERE tenant_id = ?1 AND kind = ?2",
+                params![tenant, kind.name()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .unwrap_or(0),
+        Some(_) => c
+            .prepare_cached(&format!("SELECT COUNT(*){}", filter.text))
+            .and_then(|mut s| s.query_row(params_from_iter(values(&filter)), |r| r.get(0)))
+            .map_err(sql_error)?,
+    };
+    let total = total.max(0) as u64;
     let offset = query.offset();
     if query.count == 0 || offset >= total {
         return Ok(Page::indexed(total, Vec::new()));

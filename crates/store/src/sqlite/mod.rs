@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_access.sql"),
     include_str!("../../migrations/sqlite/0005_job_leases.sql"),
     include_str!("../../migrations/sqlite/0006_visible_index.sql"),
+    include_str!("../../migrations/sqlite/0007_resource_counts.sql"),
 ];
 const READERS: usize = 4;
 /// Prepared statements kept per connection.

@@ -589,3 +589,48 @@ async fn cursor_misuse_is_a_clear_400() {
     assert_eq!(spc.body["pagination"]["index"], true, "{}", spc.text);
     assert_eq!(spc.body["pagination"]["defaultPaginationMethod"], "index", "{}", spc.text);
 }
+
+/// `totalResults` of an unfiltered list, and of a filter every resource matches.
+async fn totals(c: &Client, endpoint: &str, attribute: &str) -> (u64, u64) {
+    let all = c.get(&format!("{endpoint}?count=0")).await;
+    let matching = c.get(&format!("{endpoint}?count=0&filter={}", enc(&format!("{attribute} pr")))).await;
+    (all.body["totalResults"].as_u64().unwrap(), matching.body["totalResults"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn an_unfiltered_total_follows_every_change_of_what_is_visible() {
+    use scimd_domain::provisioning::{DeletePolicy, TenantSettings};
+    let s = TestServer::start().await;
+    let c = s.scim();
+    let (_, other_token) = s.new_tenant("elsewhere").await;
+    let other = s.scim_with(Some(&other_token));
+    create_group(&other, "theirs", &[]).await;
+    let ids = users(&c, 5).await;
+    let group = create_group(&c, "mine", &[]).await;
+    create_group(&c, "kept", &[]).await;
+    assert_eq!(totals(&c, "/Users", "userName").await, (5, 5));
+    // Deleted under the preserve policy: hidden, then back on re-hire.
+    assert_eq!(c.delete(&format!("/Users/{}", ids[0])).await.status, 204);
+    assert_eq!(totals(&c, "/Users", "userName").await, (4, 4));
+    assert_eq!(c.post("/Users", &user("u00")).await.status, 201);
+    assert_eq!(totals(&c, "/Users", "userName").await, (5, 5));
+    // Deactivated: still listed.
+    let deactivate = patch_op(json!([{"op": "replace", "path": "active", "value": false}]));
+    assert_eq!(c.patch(&format!("/Users/{}", ids[1]), &deactivate).await.status, 200);
+    assert_eq!(totals(&c, "/Users", "userName").await, (5, 5));
+    // Deleted, then purged while hidden: counted once.
+    assert_eq!(c.delete(&format!("/Users/{}", ids[2])).await.status, 204);
+    s.service.purge_user(&s.tenant, &ids[2]).await.unwrap();
+    assert_eq!(totals(&c, "/Users", "userName").await, (4, 4));
+    // Deleted under the purge policy: the row goes.
+    let settings = TenantSettings { delete_policy: DeletePolicy::Purge, ..Default::default() };
+    s.service.set_settings(&s.tenant, settings).await.unwrap();
+    assert_eq!(c.delete(&format!("/Users/{}", ids[3])).await.status, 204);
+    assert_eq!(totals(&c, "/Users", "userName").await, (3, 3));
+    assert_eq!(totals(&c, "/Groups", "displayName").await, (2, 2));
+    assert_eq!(c.delete(&format!("/Groups/{group}")).await.status, 204);
+    assert_eq!(totals(&c, "/Groups", "displayName").await, (1, 1));
+    // Another tenant's resources count only there.
+    assert_eq!(totals(&other, "/Groups", "displayName").await, (1, 1));
+    assert_eq!(totals(&other, "/Users", "userName").await, (0, 0));
+}
