@@ -44,6 +44,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0007_resource_counts.sql"),
 ];
 const READERS: usize = 4;
+/// Each connection's page cache, in KiB. With SQLite's default (2 MiB) lookups read most of
+/// their pages from the kernel (`pread`) on every request: get 0.309 -> 0.336 × `/healthz` at
+/// 10 000 users with this. Five connections (four readers and the writer) at this size stay
+/// within the memory budget at a million users.
+const PAGE_CACHE_KIB: u32 = 16 * 1024;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 256;
 /// The database file in the data directory.
@@ -238,6 +243,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     // Every statement is parsed once per connection; the cache is least-recently-used, so the
     // shapes arbitrary filters compile to only push each other out.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch(&format!("PRAGMA cache_size = -{PAGE_CACHE_KIB}")).map_err(backend)?;
     // A plan must not depend on the values bound: otherwise SQLite prepares such a statement
     // again on every new binding, which was half the time of a lookup by userName.
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(backend)?;
