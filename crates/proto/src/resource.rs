@@ -1255,41 +1255,45 @@ impl Projection {
         Projection { mode: Mode::Default }
     }
 
-    /// The resource as the response carries it.
-    pub fn apply(&self, resource: &Value, kind: ResourceKind) -> Value {
-        let Value::Object(map) = resource else { return resource.clone() };
+    /// The resource as the response carries it. Takes the resource by value: what is kept is
+    /// moved, not copied (a list projects a hundred resources per request).
+    pub fn apply(&self, resource: Value, kind: ResourceKind) -> Value {
+        let Value::Object(map) = resource else { return resource };
         let rt = kind.resource_type();
         let mut out = Map::with_capacity(map.len());
         for (key, value) in map {
             if key == "schemas" {
-                out.insert(key.clone(), value.clone());
+                out.insert(key, value);
                 continue;
             }
-            let (container, inner) = match (rt.extension(key), value) {
-                (Some(ext), Value::Object(inner)) => (Container::Extension(ext.id.as_str()), inner),
-                (None, Value::Object(inner)) if top_level_def(rt, key).is_none() && is_urn(key) => {
-                    (Container::Foreign(key.clone()), inner)
+            let ext = rt.extension(&key);
+            let container = match (ext, &value) {
+                (Some(ext), Value::Object(_)) => Some(Container::Extension(ext.id.as_str())),
+                (None, Value::Object(_)) if top_level_def(rt, &key).is_none() && is_urn(&key) => {
+                    Some(Container::Foreign(key.clone()))
                 }
-                _ => {
-                    let def = top_level_def(rt, key);
-                    let whole = self.selects_key(key) || self.selects_schema(&Container::Top);
-                    if let Some(v) = self.project(&Container::Top, key, def, value, whole) {
-                        out.insert(key.clone(), v);
-                    }
-                    continue;
-                }
+                _ => None,
             };
-            let ext = rt.extension(key);
-            let whole = self.selects_key(key) || self.selects_schema(&container);
+            // Only an object is a container, so `value` is one below.
+            let Some(container) = container else {
+                let def = top_level_def(rt, &key);
+                let whole = self.selects_key(&key) || self.selects_schema(&Container::Top);
+                if let Some(v) = self.project(&Container::Top, &key, def, value, whole) {
+                    out.insert(key, v);
+                }
+                continue;
+            };
+            let whole = self.selects_key(&key) || self.selects_schema(&container);
             let mut kept = Map::new();
+            let Value::Object(inner) = value else { continue };
             for (k, v) in inner {
-                let def = ext.and_then(|e| e.attribute(k));
-                if let Some(v) = self.project(&container, k, def, v, whole) {
-                    kept.insert(k.clone(), v);
+                let def = ext.and_then(|e| e.attribute(&k));
+                if let Some(v) = self.project(&container, &k, def, v, whole) {
+                    kept.insert(k, v);
                 }
             }
             if !kept.is_empty() {
-                out.insert(key.clone(), Value::Object(kept));
+                out.insert(key, Value::Object(kept));
             }
         }
         // `schemas` names what the response carries: an extension projected away goes too.
@@ -1331,7 +1335,7 @@ impl Projection {
             other => other.urn().unwrap_or_default().to_owned(),
         };
         let whole = self.selects_key(&key) || self.selects_schema(&target.container);
-        let Some(projected) = self.project(&target.container, &target.name, target.def, &probe, whole) else {
+        let Some(projected) = self.project(&target.container, &target.name, target.def, probe, whole) else {
             return false;
         };
         match &target.sub {
@@ -1368,7 +1372,7 @@ impl Projection {
         container: &Container,
         name: &str,
         def: Option<&AttributeDef>,
-        value: &Value,
+        value: Value,
         whole: bool,
     ) -> Option<Value> {
         let returned = def.map_or(Returned::Default, |d| d.returned);
@@ -1430,30 +1434,27 @@ fn default_sub(sub: Option<&AttributeDef>) -> bool {
 /// objects; elements left empty are dropped, and an attribute left empty is left out.
 fn filter_subs(
     def: Option<&AttributeDef>,
-    value: &Value,
+    value: Value,
     keep: impl Fn(&str, Option<&AttributeDef>) -> bool,
 ) -> Option<Value> {
-    let filter_object = |map: &Map<String, Value>| -> Option<Value> {
-        let kept: Map<String, Value> = map
-            .iter()
-            .filter(|(k, _)| keep(k, def.and_then(|d| d.sub_attribute(k))))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+    let filter_object = |map: Map<String, Value>| -> Option<Value> {
+        let kept: Map<String, Value> =
+            map.into_iter().filter(|(k, _)| keep(k, def.and_then(|d| d.sub_attribute(k)))).collect();
         (!kept.is_empty()).then_some(Value::Object(kept))
     };
     match value {
         Value::Object(map) => filter_object(map),
         Value::Array(items) if items.iter().any(Value::is_object) => {
             let kept: Vec<Value> = items
-                .iter()
+                .into_iter()
                 .filter_map(|item| match item {
                     Value::Object(map) => filter_object(map),
-                    other => Some(other.clone()),
+                    other => Some(other),
                 })
                 .collect();
             (!kept.is_empty()).then_some(Value::Array(kept))
         }
-        other => Some(other.clone()),
+        other => Some(other),
     }
 }
 

@@ -37,12 +37,14 @@ fn stored_group() -> Value {
 }
 
 fn project(attributes: Option<&str>, excluded: Option<&str>, kind: ResourceKind, resource: &Value) -> Value {
-    Projection::parse(attributes, excluded, kind).unwrap_or_else(|e| panic!("{}", e.detail)).apply(resource, kind)
+    Projection::parse(attributes, excluded, kind)
+        .unwrap_or_else(|e| panic!("{}", e.detail))
+        .apply(resource.clone(), kind)
 }
 
 #[test]
 fn default_returns_all_but_never() {
-    let out = Projection::all().apply(&stored_user(), ResourceKind::User);
+    let out = Projection::all().apply(stored_user(), ResourceKind::User);
     let mut want = stored_user();
     want.as_object_mut().unwrap().remove("password");
     assert_eq!(out, want);
@@ -123,7 +125,7 @@ fn entra_excludes_members() {
     let projection = Projection::parse(None, Some("members"), ResourceKind::Group).unwrap();
     assert!(!projection.includes(&AttrPath::simple("members"), ResourceKind::Group));
     assert!(projection.includes(&AttrPath::simple("displayName"), ResourceKind::Group));
-    let out = projection.apply(&stored_group(), ResourceKind::Group);
+    let out = projection.apply(stored_group(), ResourceKind::Group);
     assert_eq!(
         out,
         json!({"schemas": [GROUP_SCHEMA], "id": "e9e30dba", "displayName": "Tour Guides", "meta": {"resourceType": "Group"}})
@@ -169,5 +171,5 @@ fn invalid_paths_are_refused_with_the_parameter_named() {
 
 #[test]
 fn non_object_resources_pass_through() {
-    assert_eq!(Projection::all().apply(&json!([1]), ResourceKind::User), json!([1]));
+    assert_eq!(Projection::all().apply(json!([1]), ResourceKind::User), json!([1]));
 }

@@ -58,7 +58,7 @@ fn etag_header(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<E
 
 fn render(res: StoredResource, caller: &ScimCaller, projection: &Projection) -> Value {
     let kind = res.kind;
-    projection.apply(&res.into_scim(&caller.base_url), kind)
+    projection.apply(res.into_scim(&caller.base_url), kind)
 }
 
 fn resource_reply(status: StatusCode, res: StoredResource, caller: &ScimCaller, projection: &Projection) -> Response {
