@@ -99,7 +99,22 @@ impl Writer {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        let at_commit = scimd_domain::store::flush_deferred();
+        self.submit(f, scimd_domain::store::flush_deferred()).await
+    }
+
+    /// Returns once every write committed before the call is durable: an empty write that
+    /// waits for its flush (which the flusher does not skip), even inside `deferring_flush`.
+    pub(super) async fn sync(&self) -> Result<(), StoreError> {
+        self.submit(|_| Ok::<_, StoreError>(()), false).await
+    }
+
+    /// Queues a write; `at_commit` answers it at its commit instead of its flush.
+    async fn submit<T, E, F>(&self, f: F, at_commit: bool) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
         let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn: &Connection| {
             let result = savepoint(conn, f);
@@ -116,12 +131,6 @@ impl Writer {
         });
         self.jobs.send(job).map_err(|_| E::from(StoreError::Backend("the SQLite writer thread has stopped".into())))?;
         answered.await.map_err(|_| E::from(StoreError::Backend("a write failed inside the SQLite writer".into())))?
-    }
-
-    /// Returns once every write committed before the call is durable: an empty write that
-    /// waits for its flush, which the flusher does not skip.
-    pub(super) async fn sync(&self) -> Result<(), StoreError> {
-        self.write(|_| Ok::<_, StoreError>(())).await
     }
 }
 
@@ -149,7 +158,7 @@ where
 
 /// Undoes the write in progress, keeping the batch's transaction and the writes before it.
 /// Some errors (a full disk, an I/O error) make SQLite roll the whole transaction back itself:
-/// then there is no savepoint left, and [`run`] sees the transaction gone.
+/// then there is no savepoint left, and [`commit_together`] sees the transaction gone.
 fn undo_write(conn: &Connection) {
     if conn.is_autocommit() {
         return;
