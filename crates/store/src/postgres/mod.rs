@@ -101,9 +101,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{NoTls, Row};
 
-use crate::columns::{
-    IndexedColumns, Member, PlacementColumns, RESOURCE_COLUMNS, VISIBLE, WRITTEN, attach_relations, relations_sql,
-};
+use crate::columns::{IndexedColumns, Member, PlacementColumns, RESOURCE_COLUMNS, VISIBLE, WRITTEN, attach_relations};
 use rows::{resource_from_row, tenant_from_row, token_from_row};
 
 const MIGRATIONS: &[&str] = &[
@@ -605,7 +603,7 @@ impl Store for PostgresStore {
         let owners = [id];
         let owners = owners.as_slice();
         let (row, relation_rows) = if relations {
-            let statement = client.prepare_cached(&relations_sql(kind, "$1", "= ANY($2)")).await.map_err(backend)?;
+            let statement = client.prepare_cached(&rows::owners_relations_sql(kind)).await.map_err(backend)?;
             let related_params: [&(dyn ToSql + Sync); 2] = [&tenant, &owners];
             let related = client.query(&statement, &related_params);
             tokio::try_join!(row, related).map_err(backend)?
@@ -615,10 +613,7 @@ impl Store for PostgresStore {
         let Some(row) = row else { return Ok(None) };
         let mut list = [resource_from_row(&row)?];
         if relations {
-            let rows = relation_rows
-                .iter()
-                .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?, get(r, 3)?)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
+            let rows = relation_rows.iter().map(rows::relation_from_row).collect::<Result<Vec<_>, _>>()?;
             attach_relations(kind, &mut list, rows);
         }
         let [res] = list;

@@ -8,7 +8,7 @@ use scimd_domain::token::{RevokeReason, TokenRecord};
 use tokio_postgres::Row;
 
 use super::{Tx, all, get};
-use crate::columns::{PlacementColumns, attach_relations, relations_sql};
+use crate::columns::{PlacementColumns, RelationRow, attach_relations, relations_sql};
 
 pub(super) const TOKEN_COLUMNS: &str =
     "id, tenant_id, prefix, hash, created_at, expires_at, revoked_at, revoke_reason, last_used_at, last_used_agent";
@@ -76,8 +76,17 @@ pub(super) async fn load_relations(
         return Ok(());
     }
     let ids: Vec<&str> = list.iter().map(|r| r.id.as_str()).collect();
-    let sql = relations_sql(kind, "$1", "= ANY($2)");
-    let rows = all(tx, &sql, &[&tenant, &ids], |r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?, get(r, 3)?))).await?;
+    let rows = all(tx, &owners_relations_sql(kind), &[&tenant, &ids], relation_from_row).await?;
     attach_relations(kind, list, rows);
     Ok(())
+}
+
+/// The relations of the resources whose ids are in the array `$2`, in tenant `$1`.
+pub(super) fn owners_relations_sql(kind: ResourceKind) -> String {
+    relations_sql(kind, "$1", "= ANY($2)")
+}
+
+/// A row of [`owners_relations_sql`].
+pub(super) fn relation_from_row(r: &Row) -> Result<RelationRow, StoreError> {
+    Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?, get(r, 3)?))
 }
