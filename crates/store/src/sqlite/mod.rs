@@ -307,6 +307,7 @@ fn conflict_or_backend(e: rusqlite::Error) -> StoreError {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.writer.failure()?;
         self.read(|c| c.row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
     }
 

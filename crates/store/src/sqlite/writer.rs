@@ -31,7 +31,7 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, OnceLock, mpsc};
 
 use rusqlite::Connection;
 use scimd_domain::store::StoreError;
@@ -66,6 +66,7 @@ struct Batch {
 /// The handle of the writer thread; the threads end when the handle is dropped.
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
+    failed_flush: Arc<OnceLock<String>>,
 }
 
 impl Writer {
@@ -78,6 +79,8 @@ impl Writer {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (batches, flushes) = mpsc::channel::<Batch>();
         let wal = WalFile { path: wal_path(path), file: None };
+        let failed_flush = Arc::new(OnceLock::new());
+        let (flush_failed, write_failed) = (failed_flush.clone(), failed_flush.clone());
         let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
@@ -85,9 +88,20 @@ impl Writer {
                 .map(|_| ())
                 .map_err(|e| StoreError::Backend(format!("cannot start the SQLite {name} thread: {e}")))
         };
-        spawn("scimd-sqlite-flush", Box::new(move || flush(flushes, wal)))?;
-        spawn("scimd-sqlite-write", Box::new(move || run(conn, queue, batches)))?;
-        Ok(Writer { jobs })
+        spawn("scimd-sqlite-flush", Box::new(move || flush(flushes, wal, &flush_failed)))?;
+        spawn("scimd-sqlite-write", Box::new(move || run(conn, queue, batches, &write_failed)))?;
+        Ok(Writer { jobs, failed_flush })
+    }
+
+    /// Why writes are refused, once a flush of the WAL has failed: after a failed `fsync` the
+    /// kernel may have dropped the pages it could not write and report the next `fsync` as a
+    /// success, so no later write could be called durable. Only a restart, which reads the WAL
+    /// back from the disk, is safe.
+    pub(super) fn failure(&self) -> Result<(), StoreError> {
+        match self.failed_flush.get() {
+            Some(why) => Err(StoreError::Backend(why.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Runs `f` on the writer connection, atomically (a savepoint inside the batch's
@@ -115,6 +129,7 @@ impl Writer {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
+        self.failure()?;
         let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn: &Connection| {
             let result = savepoint(conn, f);
@@ -170,8 +185,13 @@ fn undo_write(conn: &Connection) {
 
 /// The writer thread: runs what is queued in one transaction, commits it and hands it to the
 /// flusher, without waiting for the flush.
-fn run(conn: Connection, queue: mpsc::Receiver<Job>, batches: mpsc::Sender<Batch>) {
+fn run(conn: Connection, queue: mpsc::Receiver<Job>, batches: mpsc::Sender<Batch>, failed_flush: &OnceLock<String>) {
     while let Ok(first) = queue.recv() {
+        if failed_flush.get().is_some() {
+            // Dropping the queue answers every waiting write with an error; `submit` refuses
+            // the later ones with the cause.
+            return;
+        }
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH
             && let Ok(job) = queue.try_recv()
@@ -264,7 +284,8 @@ fn lost(pending: &mut Vec<Ran>, why: &str) {
 /// The flusher thread: one flush for every batch that has arrived, then their answers. Even a
 /// batch that committed nothing waits for the flush of those before it: its answer (a conflict,
 /// say) may rest on them.
-fn flush(flushes: mpsc::Receiver<Batch>, mut wal: WalFile) {
+/// After a failed flush, every later batch is refused too (see [`Writer::failure`]).
+fn flush(flushes: mpsc::Receiver<Batch>, mut wal: WalFile, failed_flush: &OnceLock<String>) {
     while let Ok(first) = flushes.recv() {
         let mut committed = first.committed;
         let mut answers = first.answers;
@@ -272,9 +293,17 @@ fn flush(flushes: mpsc::Receiver<Batch>, mut wal: WalFile) {
             committed |= more.committed;
             answers.extend(more.answers);
         }
-        let flushed = if committed { wal.sync() } else { Ok(()) };
-        if let Err(e) = &flushed {
-            tracing::error!(error = %e, "flushing the SQLite write-ahead log failed: the writes of this batch are refused");
+        let flushed = match failed_flush.get() {
+            Some(why) => Err(StoreError::Backend(why.clone())),
+            None if committed => wal.sync(),
+            None => Ok(()),
+        };
+        if let (Err(e), None) = (&flushed, failed_flush.get()) {
+            tracing::error!(error = %e, "flushing the SQLite write-ahead log failed: every write is refused until scimd is restarted");
+            let _ = failed_flush.set(format!(
+                "writes are refused since flushing the database to disk failed ({e}); what was written since may \
+                 not be on disk. Check the disk, then restart scimd: it reads back what the disk holds"
+            ));
         }
         for answer in answers {
             answer(flushed.clone());
@@ -323,6 +352,24 @@ mod tests {
 
     async fn count(w: &Writer) -> i64 {
         w.write(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).map_err(backend)).await.unwrap()
+    }
+
+    /// A flush that fails (here: the WAL the flusher must flush cannot be found) refuses its
+    /// writes and every later one, with the cause, and readiness reports it.
+    #[tokio::test]
+    async fn after_a_failed_flush_every_write_is_refused_until_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER)").unwrap();
+        let w = Writer::start(conn, &dir.path().join("elsewhere.db")).unwrap();
+        assert_eq!(w.failure(), Ok(()));
+        let first = w.write(|c| c.execute("INSERT INTO t VALUES (1)", []).map_err(backend)).await;
+        assert!(matches!(&first, Err(StoreError::Backend(e)) if e.contains("cannot read")), "{first:?}");
+        let later = w.write(|c| c.execute("INSERT INTO t VALUES (2)", []).map_err(backend)).await;
+        let Err(StoreError::Backend(why)) = later else { panic!("a later write was accepted: {later:?}") };
+        assert!(why.contains("writes are refused since flushing the database to disk failed"), "{why}");
+        assert!(why.contains("restart scimd"), "{why}");
+        assert_eq!(w.failure(), Err(StoreError::Backend(why)));
     }
 
     #[tokio::test]
