@@ -169,7 +169,8 @@ impl Server {
     fn start(args: &Args, data_dir: &std::path::Path, database_url: Option<&str>) -> Result<Server, String> {
         let mut command = Command::new(&args.scimd);
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            // The benchmark measures throughput: the per-tenant rate limit would cap it.
+            .args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "0", "--data-dir"])
             .arg(data_dir)
             .env("SCIMD_OPERATOR_TOKEN", OPERATOR_TOKEN)
             .env_remove("DATABASE_URL")

@@ -21,6 +21,10 @@ use crate::config::{
 const DEFAULT_TENANT: &str = "default";
 
 async fn open_service(database: &Database) -> Result<Service, String> {
+    open_service_with(database, Limits::default()).await
+}
+
+async fn open_service_with(database: &Database, limits: Limits) -> Result<Service, String> {
     let store: Arc<dyn Store> = match database {
         Database::Embedded(dir) => {
             Arc::new(SqliteStore::open(dir).map_err(|e| format!("cannot open the database in {}: {e}", dir.display()))?)
@@ -31,7 +35,7 @@ async fn open_service(database: &Database) -> Result<Service, String> {
                 .map_err(|e| format!("cannot open the database ({}): {e}", database.describe()))?,
         ),
     };
-    Ok(Service::new(store, Arc::new(SystemClock), Arc::new(SystemRandom), Limits::default()))
+    Ok(Service::new(store, Arc::new(SystemClock), Arc::new(SystemRandom), limits))
 }
 
 /// Runs a parsed command line; `Ok` carries the exit status (nonzero only for the doctor's
@@ -72,7 +76,44 @@ pub async fn run(cli: Cli) -> Result<u8, String> {
                 )?;
             migrate_data(&from, &to).await.map(|()| 0)
         }
+        Command::Backup(args) => {
+            let dir = embedded_only(&database, "backup")?;
+            let done = scimd_store::sqlite::backup(dir, &args.to).map_err(|e| format!("backup failed: {e}"))?;
+            println!("Backed up {} to {}", dir.display(), describe_backup(&done));
+            Ok(0)
+        }
+        Command::Restore(args) => {
+            let dir = embedded_only(&database, "restore")?;
+            let (done, kept) =
+                scimd_store::sqlite::restore(dir, &args.from).map_err(|e| format!("restore failed: {e}"))?;
+            println!("Restored {} into {}", describe_backup(&done), dir.display());
+            if let Some(kept) = kept {
+                println!("  The database it replaced is kept as {}", kept.display());
+            }
+            Ok(0)
+        }
     }
+}
+
+/// The data directory, for a command that works on the embedded database only.
+fn embedded_only<'a>(database: &'a Database, command: &str) -> Result<&'a std::path::Path, String> {
+    match database {
+        Database::Embedded(dir) => Ok(dir),
+        Database::Postgres { .. } => Err(format!(
+            "`scimd {command}` works on the embedded database; for PostgreSQL use pg_dump / pg_restore (docs/operations.md)"
+        )),
+    }
+}
+
+fn describe_backup(b: &scimd_store::sqlite::BackupSummary) -> String {
+    format!(
+        "{} ({} bytes: {} tenants, {} users, {} groups; integrity checked)",
+        b.file.display(),
+        b.bytes,
+        b.tenants,
+        b.users,
+        b.groups
+    )
 }
 
 /// Copies the embedded database to PostgreSQL with a progress bar, then prints what it verified.
@@ -109,7 +150,7 @@ async fn migrate_data(from: &std::path::Path, to: &str) -> Result<(), String> {
 }
 
 async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<(), String> {
-    let service = open_service(&config.database).await?;
+    let service = open_service_with(&config.database, config.limits).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -122,6 +163,10 @@ async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<()
     println!("  Admin API:       {origin}/admin/api/v1   (OpenAPI: {origin}/admin/api/v1/openapi.json)");
     println!("  Database:        {}", config.database.describe());
     println!("  Provisioning log: events kept {} days", config.event_retention_days);
+    match config.limits.rate {
+        rate if rate.is_unlimited() => println!("  Rate limit:      none (--rate-limit 0)"),
+        rate => println!("  Rate limit:      {} SCIM requests/s per tenant, bursts of {}", rate.per_second, rate.burst),
+    }
     first_start(&service).await?;
     match service.ensure_operator_token(operator_token.as_deref()).await.map_err(|e| e.to_string())? {
         Some(secret) => {

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+use scimd_domain::Limits;
 use scimd_domain::provisioning::Health;
+use scimd_domain::rate_limit::RateLimit;
 use serde::Deserialize;
 
 /// The default listen address.
@@ -101,6 +103,26 @@ pub enum Command {
     /// verified, and the copy is one transaction, whole or absent. Safe to run again: it refreshes
     /// its own copy as long as no scimd node has served from it.
     MigrateData(MigrateDataArgs),
+    /// Write a consistent copy of the embedded database to a new file while scimd keeps serving
+    /// (every write acknowledged before the backup began is in it). On PostgreSQL use pg_dump.
+    Backup(BackupArgs),
+    /// Replace the embedded database with a backup. Every scimd process using the data
+    /// directory must be stopped first; the database it replaces is kept beside it.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup file to write (it must not exist yet).
+    #[arg(long)]
+    pub to: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file to restore, as written by `scimd backup`.
+    #[arg(long)]
+    pub from: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +173,25 @@ pub struct ServeArgs {
     /// Days the provisioning log keeps an event [default: 30]; older ones are pruned hourly.
     #[arg(long, env = "SCIMD_EVENT_RETENTION_DAYS")]
     pub event_retention_days: Option<u32>,
+    /// SCIM requests per second each tenant may send, sustained [default: 500]; 0 disables the
+    /// limit. An operator may give a tenant its own (PUT /admin/api/v1/tenants/{id}/rate-limit).
+    #[arg(long, env = "SCIMD_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// Requests a tenant may send at once above that rate [default: 1000].
+    #[arg(long, env = "SCIMD_RATE_BURST")]
+    pub rate_burst: Option<u32>,
+    /// Largest request body in bytes, bulk aside [default: 1048576].
+    #[arg(long, env = "SCIMD_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Most operations in one bulk request [default: 1000].
+    #[arg(long, env = "SCIMD_MAX_BULK_OPERATIONS")]
+    pub max_bulk_operations: Option<usize>,
+    /// Largest bulk request body in bytes [default: 4194304].
+    #[arg(long, env = "SCIMD_MAX_BULK_BYTES")]
+    pub max_bulk_bytes: Option<usize>,
+    /// Largest page a list or search returns [default: 1000].
+    #[arg(long, env = "SCIMD_MAX_PAGE_SIZE")]
+    pub max_page_size: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,6 +294,12 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub public_url: Option<String>,
     pub event_retention_days: Option<u32>,
+    pub rate_limit: Option<u32>,
+    pub rate_burst: Option<u32>,
+    pub max_body_bytes: Option<usize>,
+    pub max_bulk_operations: Option<usize>,
+    pub max_bulk_bytes: Option<usize>,
+    pub max_page_size: Option<u64>,
 }
 
 impl FileConfig {
@@ -271,6 +318,7 @@ pub struct ServeConfig {
     pub database: Database,
     pub public_url: Option<String>,
     pub event_retention_days: u32,
+    pub limits: Limits,
 }
 
 /// Longest event retention accepted, in days (ten years).
@@ -303,6 +351,35 @@ impl ServeConfig {
                 "--event-retention-days {event_retention_days} must be between 1 and {MAX_EVENT_RETENTION_DAYS}"
             ));
         }
-        Ok(ServeConfig { listen, database: Database::resolve(common, file), public_url, event_retention_days })
+        let limits = resolve_limits(args, file)?;
+        Ok(ServeConfig { listen, database: Database::resolve(common, file), public_url, event_retention_days, limits })
     }
+}
+
+/// The request limits: each from its flag, else the environment, else the file, else the default.
+fn resolve_limits(args: &ServeArgs, file: &FileConfig) -> Result<Limits, String> {
+    let d = Limits::default();
+    let rate = RateLimit {
+        per_second: args.rate_limit.or(file.rate_limit).unwrap_or(d.rate.per_second),
+        burst: args.rate_burst.or(file.rate_burst).unwrap_or(d.rate.burst),
+    };
+    let limits = Limits {
+        max_page_size: args.max_page_size.or(file.max_page_size).unwrap_or(d.max_page_size),
+        default_page_size: d.default_page_size,
+        max_bulk_operations: args.max_bulk_operations.or(file.max_bulk_operations).unwrap_or(d.max_bulk_operations),
+        max_bulk_payload: args.max_bulk_bytes.or(file.max_bulk_bytes).unwrap_or(d.max_bulk_payload),
+        max_body: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(d.max_body),
+        rate: rate
+            .validate()
+            .map_err(|e| format!("--rate-limit {} --rate-burst {}: {e}", rate.per_second, rate.burst))?,
+    };
+    let at_least = |name: &str, value: u64, min: u64| {
+        if value < min { Err(format!("--{name} {value} must be at least {min}")) } else { Ok(()) }
+    };
+    at_least("max-page-size", limits.max_page_size, 1)?;
+    at_least("max-bulk-operations", limits.max_bulk_operations as u64, 1)?;
+    // A body must hold at least one resource of the largest size SCIM accepts.
+    at_least("max-body-bytes", limits.max_body as u64, 64 * 1024)?;
+    at_least("max-bulk-bytes", limits.max_bulk_payload as u64, 64 * 1024)?;
+    Ok(Limits { default_page_size: limits.default_page_size.min(limits.max_page_size), ..limits })
 }

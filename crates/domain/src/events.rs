@@ -54,6 +54,8 @@ pub enum Cause {
     UnsupportedMediaType,
     /// Concurrent writes kept the request from completing; retrying succeeds.
     Busy,
+    /// The tenant sent more requests than its rate limit allows.
+    RateLimited,
     /// scimd failed.
     InternalError,
 }
@@ -84,12 +86,13 @@ impl Cause {
             Cause::PayloadTooLarge => "payload_too_large",
             Cause::UnsupportedMediaType => "unsupported_media_type",
             Cause::Busy => "busy",
+            Cause::RateLimited => "rate_limited",
             Cause::InternalError => "internal_error",
         }
     }
 
     /// Every cause, for documentation and validation of filters.
-    pub const ALL: [Cause; 23] = [
+    pub const ALL: [Cause; 24] = [
         Cause::Ok,
         Cause::MissingToken,
         Cause::MalformedAuthorization,
@@ -112,6 +115,7 @@ impl Cause {
         Cause::PayloadTooLarge,
         Cause::UnsupportedMediaType,
         Cause::Busy,
+        Cause::RateLimited,
         Cause::InternalError,
     ];
 

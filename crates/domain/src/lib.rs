@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod provisioning;
 pub mod query;
+pub mod rate_limit;
 pub mod resources;
 pub mod store;
 pub mod tenant;
@@ -39,6 +40,8 @@ pub struct Limits {
     pub max_bulk_payload: usize,
     /// Largest body of any other request in bytes.
     pub max_body: usize,
+    /// Each tenant's SCIM request rate, unless an operator gave the tenant its own.
+    pub rate: rate_limit::RateLimit,
 }
 
 impl Default for Limits {
@@ -49,6 +52,7 @@ impl Default for Limits {
             max_bulk_operations: 1000,
             max_bulk_payload: 4 * 1024 * 1024,
             max_body: 1024 * 1024,
+            rate: rate_limit::RateLimit::DEFAULT,
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct Service {
     node: Arc<str>,
     /// Tokens recently read, so that a request is authenticated without a database read.
     tokens: Arc<token_cache::TokenCache>,
+    /// Every tenant's request bucket on this node.
+    rate_limiter: Arc<rate_limit::RateLimiter>,
 }
 
 impl Service {
@@ -90,6 +96,7 @@ impl Service {
             password_work: Arc::new(tokio::sync::Semaphore::new(2)),
             node: node.into(),
             tokens: Arc::default(),
+            rate_limiter: Arc::default(),
         }
     }
 

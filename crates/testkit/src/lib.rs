@@ -13,6 +13,7 @@ use reqwest::Method;
 use scimd_domain::access::{Principal, Role};
 use scimd_domain::clock::{ManualClock, SystemRandom};
 use scimd_domain::events::{Event, EventQuery};
+use scimd_domain::rate_limit::RateLimit;
 use scimd_domain::store::Store;
 use scimd_domain::tenant::Tenant;
 use scimd_domain::token::TokenRequest;
@@ -110,9 +111,10 @@ async fn open_store(dir: &std::path::Path) -> (Arc<dyn Store>, Option<String>) {
 }
 
 impl TestServer {
-    /// Starts a server with default limits.
+    /// Starts a server with default limits, but no rate limit: suites run requests as fast as a
+    /// debug build can. The rate limit's own tests use [`Self::start_with`].
     pub async fn start() -> Self {
-        Self::start_with(Limits::default()).await
+        Self::start_with(Limits { rate: RateLimit::UNLIMITED, ..Limits::default() }).await
     }
 
     /// Starts a server with the given limits.

@@ -221,6 +221,11 @@ pub fn for_cause(cause: Cause, w: Wording, base_url: &str, tenant_id: &str) -> V
         Cause::InvalidRequest | Cause::PayloadTooLarge | Cause::UnsupportedMediaType | Cause::MethodNotAllowed => {
             vec!["The request broke a SCIM rule: the refusal's detail says which; fix the attribute mapping or report it to the identity provider's vendor".into()]
         }
+        Cause::RateLimited => vec![
+            "The identity provider sent more requests than this tenant's rate limit: lower its request rate or \
+             concurrency, or ask the operator to raise the tenant's limit (PUT /admin/api/v1/tenants/{id}/rate-limit)"
+                .into(),
+        ],
         Cause::Busy | Cause::InternalError | Cause::PreconditionFailed | Cause::NotFound | Cause::Ok => {
             vec!["Nothing to change: the identity provider's retry settles it".into()]
         }

@@ -34,6 +34,10 @@ pub fn router() -> Router<AppState> {
         .route("/tenants/{id}", get(tenants::get))
         .route("/tenants/{id}/tokens", get(tenants::list_tokens).post(tenants::create_token))
         .route("/tenants/{id}/tokens/{token_id}", delete(tenants::revoke_token))
+        .route(
+            "/tenants/{id}/rate-limit",
+            get(tenants::get_rate_limit).put(tenants::put_rate_limit).delete(tenants::delete_rate_limit),
+        )
         .route("/tenants/{id}/events", get(events::tenant_events))
         .route("/tenants/{id}/doctor", get(doctor::tenant_doctor))
         .route("/tenants/{id}/webhooks", get(webhooks::list).post(webhooks::create))

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use scimd_domain::access::audit::{Change, redacted};
 use scimd_domain::clock::parse_time;
+use scimd_domain::rate_limit::RateLimit;
 use scimd_domain::tenant::Tenant;
 use scimd_domain::token::{TokenRecord, TokenRequest};
 use serde_json::{Map, Value, json};
@@ -126,4 +127,52 @@ pub async fn revoke_token(caller: Caller, State(state): State<AppState>, path: I
     let audit = Change { before, ..caller.change(Some(&tenant), "token.revoke", &token_id) };
     state.service.audited(audit, state.service.revoke_token(&tenant.id, &token_id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---- rate limit ---------------------------------------------------------------------------
+
+fn rate_limit_json((limit, own): (RateLimit, bool)) -> Value {
+    json!({ "per_second": limit.per_second, "burst": limit.burst, "own": own })
+}
+
+/// `GET /tenants/{id}/rate-limit`: the tenant's SCIM request rate, and whether it is its own
+/// (`own: false`: the cloud's default).
+pub async fn get_rate_limit(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
+    let tenant = caller.tenant(&state, path).await?;
+    Ok(Json(rate_limit_json(state.service.tenant_rate_limit(&tenant.id).await?)).into_response())
+}
+
+/// `PUT /tenants/{id}/rate-limit {per_second, burst}` (operators only; `per_second: 0`
+/// disables the limit): the tenant's own limit, applied by every node within 10 s.
+pub async fn put_rate_limit(
+    caller: Caller,
+    State(state): State<AppState>,
+    path: IdPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    caller.operator()?;
+    let tenant = caller.tenant(&state, path).await?;
+    let body = json_object(&state, &headers, body).await?;
+    only_fields(&body, &["per_second", "burst"])?;
+    let count = |name: &str| {
+        body.get(name).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+            invalid(format!(
+                "\"{name}\" (a whole number of requests) is required; \"per_second\": 0 disables the limit"
+            ))
+        })
+    };
+    let limit = RateLimit { per_second: count("per_second")?, burst: count("burst")? };
+    let audit = caller.change(Some(&tenant), "rate_limit.update", &tenant.id);
+    let op = state.service.set_tenant_rate_limit(&caller.0, &tenant.id, Some(limit));
+    Ok(Json(rate_limit_json(state.service.audited(audit, op).await?)).into_response())
+}
+
+/// `DELETE /tenants/{id}/rate-limit` (operators only): the tenant follows the cloud's default again.
+pub async fn delete_rate_limit(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
+    caller.operator()?;
+    let tenant = caller.tenant(&state, path).await?;
+    let audit = caller.change(Some(&tenant), "rate_limit.reset", &tenant.id);
+    let op = state.service.set_tenant_rate_limit(&caller.0, &tenant.id, None);
+    Ok(Json(rate_limit_json(state.service.audited(audit, op).await?)).into_response())
 }

@@ -52,6 +52,7 @@ impl FromRequestParts<AppState> for ScimCaller {
             state.service.authenticate(header_value(header::AUTHORIZATION), header_value(header::USER_AGENT)).await?;
         let note = NoteSlot::of(&parts.extensions);
         note.caller(&auth.tenant.id, &auth.token.id);
+        state.service.admit_request(&auth.tenant.id).await?;
         Ok(ScimCaller { tenant: auth.tenant, base_url: base_url(state, parts), note })
     }
 }

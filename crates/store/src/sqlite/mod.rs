@@ -4,6 +4,7 @@
 //! small pool of readers that run alongside it.
 
 mod access;
+mod backup;
 mod events;
 mod functions;
 mod list;
@@ -60,7 +61,12 @@ pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
+pub use backup::{BackupSummary, backup, restore};
+
 struct Inner {
+    /// The shared lock on the data directory, held while this store is open: a restore waits
+    /// for every holder to be gone.
+    _in_use: std::fs::File,
     writer: writer::Writer,
     readers: Mutex<Vec<Connection>>,
     reader_slots: Arc<Semaphore>,
@@ -83,11 +89,13 @@ impl SqliteStore {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Backend(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let in_use = backup::lock_shared(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let mut writer = open_connection(&path)?;
         migrate(&mut writer)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
+                _in_use: in_use,
                 writer: writer::Writer::start(writer, &path)?,
                 readers: Mutex::new(Vec::new()),
                 reader_slots: Arc::new(Semaphore::new(READERS)),

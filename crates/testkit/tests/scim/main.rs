@@ -17,6 +17,7 @@ mod metrics;
 mod paging;
 mod patch;
 mod provisioning;
+mod rate_limit;
 mod support;
 mod users;
 mod webhooks;
