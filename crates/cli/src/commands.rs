@@ -191,7 +191,10 @@ async fn serve(config: ServeConfig, operator_token: Option<String>) -> Result<()
         "New SCIM token: scimd token new --tenant {DEFAULT_TENANT} {database_flag}   (or POST /admin/api/v1/tenants/{{id}}/tokens)"
     );
 
-    let settings = Settings { event_retention: time::Duration::days(i64::from(config.event_retention_days)) };
+    let settings = Settings {
+        event_retention: time::Duration::days(i64::from(config.event_retention_days)),
+        request_timeout: config.request_timeout,
+    };
     let state = AppState::new(service, config.public_url, settings);
     scimd_server::serve(listener, state, shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))?;
     println!("scimd stopped: every in-flight request finished");

@@ -192,6 +192,9 @@ pub struct ServeArgs {
     /// Largest page a list or search returns [default: 1000].
     #[arg(long, env = "SCIMD_MAX_PAGE_SIZE")]
     pub max_page_size: Option<u64>,
+    /// Seconds a client may take to send a request's headers, and then its body [default: 30].
+    #[arg(long, env = "SCIMD_REQUEST_TIMEOUT_SECONDS")]
+    pub request_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -300,6 +303,7 @@ pub struct FileConfig {
     pub max_bulk_operations: Option<usize>,
     pub max_bulk_bytes: Option<usize>,
     pub max_page_size: Option<u64>,
+    pub request_timeout_seconds: Option<u64>,
 }
 
 impl FileConfig {
@@ -319,6 +323,7 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     pub event_retention_days: u32,
     pub limits: Limits,
+    pub request_timeout: std::time::Duration,
 }
 
 /// Longest event retention accepted, in days (ten years).
@@ -352,7 +357,16 @@ impl ServeConfig {
             ));
         }
         let limits = resolve_limits(args, file)?;
-        Ok(ServeConfig { listen, database: Database::resolve(common, file), public_url, event_retention_days, limits })
+        let timeout = args
+            .request_timeout_seconds
+            .or(file.request_timeout_seconds)
+            .unwrap_or(scimd_server::DEFAULT_REQUEST_TIMEOUT_SECONDS);
+        if !(1..=3600).contains(&timeout) {
+            return Err(format!("--request-timeout-seconds {timeout} must be between 1 and 3600"));
+        }
+        let request_timeout = std::time::Duration::from_secs(timeout);
+        let database = Database::resolve(common, file);
+        Ok(ServeConfig { listen, database, public_url, event_retention_days, limits, request_timeout })
     }
 }
 

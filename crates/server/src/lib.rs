@@ -5,16 +5,11 @@
 
 #![warn(missing_docs)]
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
 use axum::routing::get;
 use scimd_domain::Service;
-use tokio::net::TcpListener;
-use tower::Layer;
-use tower_http::normalize_path::NormalizePathLayer;
 
 mod admin;
 mod console;
@@ -24,20 +19,31 @@ mod health;
 pub mod jobs;
 pub mod metrics;
 mod scim;
+mod serve;
 
 pub use events::EventRecorder;
 pub use metrics::{Metrics, WebhookResult};
+pub use serve::serve;
 
 /// Settings of the HTTP side that are not part of the domain.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// How long provisioning log events are kept (default 30 days).
     pub event_retention: time::Duration,
+    /// The longest a client may take to send a request's headers, and then its whole body
+    /// (default 30 s): a slow or stalled client cannot hold a connection and its memory forever.
+    pub request_timeout: std::time::Duration,
 }
+
+/// The default of [`Settings::request_timeout`], in seconds.
+pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 30;
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { event_retention: time::Duration::days(i64::from(events::DEFAULT_EVENT_RETENTION_DAYS)) }
+        Settings {
+            event_retention: time::Duration::days(i64::from(events::DEFAULT_EVENT_RETENTION_DAYS)),
+            request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECONDS),
+        }
     }
 }
 
@@ -55,6 +61,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Failed console sign-ins, per email and per client address.
     pub sign_in_limiter: Arc<console::SignInLimiter>,
+    /// See [`Settings::request_timeout`].
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -64,7 +72,14 @@ impl AppState {
         let recorder = EventRecorder::start(service.clone(), settings.event_retention);
         let metrics = Metrics::new();
         jobs::start(service.clone(), metrics.clone());
-        AppState { service, public_url: public_url.map(Into::into), recorder, metrics, sign_in_limiter: Arc::default() }
+        AppState {
+            service,
+            public_url: public_url.map(Into::into),
+            recorder,
+            metrics,
+            sign_in_limiter: Arc::default(),
+            request_timeout: settings.request_timeout,
+        }
     }
 }
 
@@ -83,21 +98,4 @@ pub fn router(state: AppState) -> Router {
         // Outermost, so that a panic's 500 and every fallback are recorded too.
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge::record_events))
         .with_state(state)
-}
-
-/// Serves the application on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish and writes every event they recorded before returning.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // Trailing slashes (`/scim/v2/Users/`) are common in IdP configurations; treat them as absent.
-    let recorder = state.recorder.clone();
-    let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
-    let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    // Every finished request recorded its event; write them all before the process may exit.
-    recorder.flush().await;
-    served
 }

@@ -119,6 +119,11 @@ impl TestServer {
 
     /// Starts a server with the given limits.
     pub async fn start_with(limits: Limits) -> Self {
+        Self::start_configured(limits, Settings::default()).await
+    }
+
+    /// Starts a server with the given limits and HTTP settings.
+    pub async fn start_configured(limits: Limits, settings: Settings) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let (store, database_url) = open_store(dir.path()).await;
         let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
@@ -129,7 +134,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState::new(service.clone(), None, Settings::default());
+        let state = AppState::new(service.clone(), None, settings);
         let recorder = state.recorder.clone();
         let metrics = state.metrics.clone();
         let task = tokio::spawn(async move {

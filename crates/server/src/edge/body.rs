@@ -17,6 +17,8 @@ pub enum BodyError {
     Empty,
     /// The client stopped sending before the body was complete.
     Interrupted,
+    /// The body did not arrive within the request timeout.
+    TimedOut,
 }
 
 /// Media types accepted for request bodies: SCIM's, plain JSON (Okta and some validators send it),
@@ -40,8 +42,11 @@ pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         return Err(BodyError::TooLarge { limit });
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if e.into_inner().is::<http_body_util::LengthLimitError>() {
+        let cause = e.into_inner();
+        if cause.is::<http_body_util::LengthLimitError>() {
             BodyError::TooLarge { limit }
+        } else if caused_by_timeout(cause.as_ref()) {
+            BodyError::TimedOut
         } else {
             BodyError::Interrupted
         }
@@ -50,4 +55,9 @@ pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         return Err(BodyError::Empty);
     }
     serde_json::from_slice(&bytes).map_err(|e| BodyError::Invalid(e.to_string()))
+}
+
+/// Whether the request timeout's deadline (wrapped in the body's own errors) cut the body off.
+fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<tower_http::timeout::TimeoutError>())
 }

@@ -47,6 +47,10 @@ impl From<BodyError> for ScimError {
             BodyError::Invalid(msg) => ScimError::invalid_syntax(format!("the request body is not valid JSON: {msg}")),
             BodyError::Empty => ScimError::invalid_syntax("the request needs a JSON body, and it was empty"),
             BodyError::Interrupted => ScimError::invalid_syntax("the request body ended before it was complete"),
+            BodyError::TimedOut => ScimError::new(
+                408,
+                "the request body did not arrive in time (the server's request timeout); send it whole, at once",
+            ),
         }
     }
 }

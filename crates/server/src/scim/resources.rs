@@ -19,9 +19,26 @@ use crate::edge::{ScimFailure, ScimJson, filter_subject, read_json, subject_of};
 
 type Reply = Result<Response, ScimFailure>;
 
-/// Decoded query-string pairs (`+` is a space: Entra encodes filters that way).
-pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect()
+/// Decoded query-string pairs (`+` is a space: Entra encodes filters that way). A pair whose
+/// percent-encoded bytes are not UTF-8 is refused: decoding it with replacement characters would
+/// run a filter nobody sent.
+pub(crate) fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ScimError> {
+    let raw = raw.unwrap_or("");
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes()).into_owned().collect();
+    if pairs.iter().any(|(k, v)| k.contains('\u{fffd}') || v.contains('\u{fffd}')) && !percent_decodes_to_utf8(raw) {
+        return Err(ScimError::invalid_value(
+            "the query string is not valid UTF-8 once percent-decoded; encode the filter's text as UTF-8",
+        ));
+    }
+    Ok(pairs)
+}
+
+/// Whether every percent-encoded sequence of `raw` decodes to UTF-8.
+fn percent_decodes_to_utf8(raw: &str) -> bool {
+    raw.split(['&', '=']).all(|part| {
+        let bytes: Vec<u8> = percent_encoding::percent_decode(part.as_bytes()).collect();
+        std::str::from_utf8(&bytes).is_ok()
+    })
 }
 
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -104,7 +121,7 @@ async fn list(kinds: &[ResourceKind], state: &AppState, caller: &ScimCaller, par
 }
 
 async fn list_from_query(kind: ResourceKind, state: AppState, caller: ScimCaller, raw: Option<String>) -> Reply {
-    let pairs = query_pairs(raw.as_deref());
+    let pairs = query_pairs(raw.as_deref())?;
     let params = ListParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     list(&[kind], &state, &caller, params).await
 }
@@ -123,7 +140,7 @@ async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let pairs = query_pairs(raw.as_deref());
+    let pairs = query_pairs(raw.as_deref())?;
     let projection = projection(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"), kind)?;
     let body = read_json(&headers, body, state.service.limits.max_body).await.map_err(ScimError::from)?;
     caller.note.subject(subject_of(&body));
@@ -162,7 +179,7 @@ async fn get_one(
     raw: Option<String>,
     headers: HeaderMap,
 ) -> Reply {
-    let pairs = query_pairs(raw.as_deref());
+    let pairs = query_pairs(raw.as_deref())?;
     let projection = projection(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"), kind)?;
     let res = state.service.get_resource(&caller.tenant, kind, &id, wants_relations(&projection, kind)).await?;
     if etag_header(&headers, header::IF_NONE_MATCH)?.is_some_and(|c| c.matches(&res)) {
@@ -189,7 +206,7 @@ async fn write(
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let pairs = query_pairs(raw.as_deref());
+    let pairs = query_pairs(raw.as_deref())?;
     let projection = projection(param(&pairs, "attributes"), param(&pairs, "excludedAttributes"), kind)?;
     let body = read_json(&headers, body, state.service.limits.max_body).await.map_err(ScimError::from)?;
     caller.note.subject(subject_of(&body));

@@ -12,6 +12,7 @@ mod etags;
 mod events;
 mod filters;
 mod groups;
+mod hostile;
 mod isolation;
 mod metrics;
 mod paging;
