@@ -25,6 +25,11 @@ pub use events::EventRecorder;
 pub use metrics::{Metrics, WebhookResult};
 pub use serve::serve;
 
+/// Log directives every scimd process applies over its configured filter (`RUST_LOG`): the
+/// PostgreSQL client logs each statement's parameters at debug level, and those hold webhook
+/// secrets and users' personal data, so it never logs below info.
+pub const SECRET_SAFE_LOG_DIRECTIVES: &[&str] = &["tokio_postgres=info"];
+
 /// Settings of the HTTP side that are not part of the domain.
 #[derive(Debug, Clone)]
 pub struct Settings {
