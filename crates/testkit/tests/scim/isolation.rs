@@ -12,8 +12,8 @@ use crate::support::{
 
 /// Tenant A (the server's own) and tenant B, each with a user and a group.
 struct Two {
-    /// Kept alive for the test's duration.
-    _s: TestServer,
+    /// The server, for the tests that also use its admin API or a third tenant.
+    s: TestServer,
     a: Client,
     b: Client,
     a_user: String,
@@ -30,7 +30,7 @@ impl Two {
         let a_user = create_user(&a, "a.user").await;
         let b_user = create_user(&b, "b.user").await;
         let b_group = create_group(&b, "B Team", &[&b_user]).await;
-        Two { _s: s, a, b, a_user, b_user, b_group }
+        Two { s, a, b, a_user, b_user, b_group }
     }
 
     /// B's resources as B sees them, to check that nothing A did changed them.
@@ -232,4 +232,93 @@ async fn user_name_uniqueness_is_per_tenant() {
     // Deleting in A leaves B's namesake alone.
     assert_eq!(t.a.delete(&format!("/Users/{mine}")).await.status, 204);
     assert_eq!(t.b.get(&format!("/Users/{}", t.b_user)).await.status, 200);
+}
+
+/// The headers of a refusal for another tenant's resource and for a missing one are the same
+/// (no ETag, no Location, the same type and length once the ids are of equal length).
+#[tokio::test]
+async fn refusals_have_the_same_headers_for_foreign_and_missing_ids() {
+    let t = Two::new().await;
+    // A missing id of the same length as B's, so that even the body's length cannot differ.
+    let missing_same_length: String = t.b_user.chars().rev().collect();
+    for method in [Method::GET, Method::PUT, Method::PATCH, Method::DELETE] {
+        let body = match method {
+            Method::PUT => Some(user("hijacked")),
+            Method::PATCH => Some(patch_op(json!([{ "op": "replace", "path": "active", "value": false }]))),
+            _ => None,
+        };
+        let foreign = t.a.send(method.clone(), &format!("/Users/{}", t.b_user), body.as_ref(), &[]).await;
+        let missing = t.a.send(method.clone(), &format!("/Users/{missing_same_length}"), body.as_ref(), &[]).await;
+        assert_same_as_missing(&foreign, &t.b_user, &missing, &missing_same_length);
+        for header in ["content-type", "content-length", "etag", "location", "retry-after", "www-authenticate"] {
+            assert_eq!(foreign.header(header), missing.header(header), "{method} {header}");
+        }
+    }
+}
+
+/// An email another tenant's user holds is refused exactly as one a third tenant's user holds:
+/// nothing names or distinguishes the holder.
+#[tokio::test]
+async fn an_email_held_elsewhere_reveals_nothing_of_its_holder() {
+    let t = Two::new().await;
+    let (_, token_c) = t.s.new_tenant("initech").await;
+    let c = t.s.scim_with(Some(&token_c));
+    create_user(&c, "c.user").await;
+    let attempt = |email: &str| {
+        let mut body = user("newcomer");
+        body["emails"] = json!([{ "value": email, "type": "work", "primary": true }]);
+        body
+    };
+    let held_by_b = t.a.post("/Users", &attempt("b.user@example.com")).await;
+    let held_by_c = t.a.post("/Users", &attempt("c.user@example.com")).await;
+    assert_scim_error(&held_by_b, 409, Some("uniqueness"));
+    let scrub = |r: &Response, email: &str| r.body["detail"].as_str().unwrap().replace(email, "<email>");
+    assert_eq!(scrub(&held_by_b, "b.user@example.com"), scrub(&held_by_c, "c.user@example.com"));
+    assert_eq!(held_by_b.status, held_by_c.status);
+    assert_eq!(held_by_b.body["scimType"], held_by_c.body["scimType"]);
+    for r in [&held_by_b, &held_by_c] {
+        for secret in ["globex", "initech", t.b_user.as_str(), "b.user\"", "c.user\""] {
+            assert!(!r.text.contains(secret), "the refusal names {secret}: {}", r.text);
+        }
+    }
+}
+
+/// A tenant administrator's API key reaches its own tenant only: another tenant's endpoints
+/// answer as a tenant that does not exist does, and B's user is not found under A's tenant.
+#[tokio::test]
+async fn a_tenant_admin_cannot_reach_another_tenant_through_the_admin_api() {
+    let t = Two::new().await;
+    let b_tenant = t.s.service.tenants().await.unwrap().into_iter().find(|x| x.name == "globex").unwrap();
+    let admin_a = t.s.tenant_admin_api(&t.s.tenant).await;
+    for suffix in [
+        "",
+        "/tokens",
+        "/events",
+        "/doctor",
+        "/webhooks",
+        "/profiles",
+        "/mappings",
+        "/settings",
+        "/users",
+        "/audit",
+        "/rate-limit",
+    ] {
+        let foreign = admin_a.get(&format!("/tenants/{}{suffix}", b_tenant.id)).await;
+        let missing = admin_a.get(&format!("/tenants/{MISSING}{suffix}")).await;
+        assert!(foreign.status == 403 || foreign.status == 404, "{suffix}: {}", foreign.text);
+        assert_eq!((foreign.status, &foreign.text), (missing.status, &missing.text), "{suffix}");
+        assert!(!foreign.text.contains("globex") && !foreign.text.contains("b.user"), "{}", foreign.text);
+    }
+    let own = format!("/tenants/{}/users", t.s.tenant.id);
+    let foreign = admin_a.get(&format!("{own}/{}", t.b_user)).await;
+    let missing = admin_a.get(&format!("{own}/{MISSING}")).await;
+    assert_eq!(foreign.status, 404, "{}", foreign.text);
+    assert_eq!(foreign.text.replace(&t.b_user, "<id>"), missing.text.replace(MISSING, "<id>"));
+    let purge = admin_a.delete(&format!("{own}/{}", t.b_user)).await;
+    assert_eq!(purge.status, 404, "{}", purge.text);
+    // A's provisioning log holds none of B's requests.
+    let events = admin_a.get(&format!("/tenants/{}/events?limit=500", t.s.tenant.id)).await;
+    assert_eq!(events.status, 200, "{}", events.text);
+    assert!(!events.text.contains(&t.b_user) && !events.text.contains("b.user"), "{}", events.text);
+    assert_eq!(t.b_state().await.0["active"], true);
 }
