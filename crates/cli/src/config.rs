@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+use scim_proto::filter::FilterLimits;
 use scimd_domain::Limits;
 use scimd_domain::provisioning::Health;
 use scimd_domain::rate_limit::RateLimit;
@@ -192,6 +193,12 @@ pub struct ServeArgs {
     /// Largest page a list or search returns [default: 1000].
     #[arg(long, env = "SCIMD_MAX_PAGE_SIZE")]
     pub max_page_size: Option<u64>,
+    /// Longest filter a client may send, in characters [default and most: 4096].
+    #[arg(long, env = "SCIMD_MAX_FILTER_LENGTH")]
+    pub max_filter_length: Option<usize>,
+    /// Deepest nesting of parentheses, not() and value filters in a filter [default and most: 32].
+    #[arg(long, env = "SCIMD_MAX_FILTER_DEPTH")]
+    pub max_filter_depth: Option<usize>,
     /// Seconds a client may take to send a request's headers, and then its body [default: 30].
     #[arg(long, env = "SCIMD_REQUEST_TIMEOUT_SECONDS")]
     pub request_timeout_seconds: Option<u64>,
@@ -303,6 +310,8 @@ pub struct FileConfig {
     pub max_bulk_operations: Option<usize>,
     pub max_bulk_bytes: Option<usize>,
     pub max_page_size: Option<u64>,
+    pub max_filter_length: Option<usize>,
+    pub max_filter_depth: Option<usize>,
     pub request_timeout_seconds: Option<u64>,
 }
 
@@ -386,11 +395,26 @@ fn resolve_limits(args: &ServeArgs, file: &FileConfig) -> Result<Limits, String>
         rate: rate
             .validate()
             .map_err(|e| format!("--rate-limit {} --rate-burst {}: {e}", rate.per_second, rate.burst))?,
+        filter: FilterLimits {
+            max_len: args.max_filter_length.or(file.max_filter_length).unwrap_or(d.filter.max_len),
+            max_depth: args.max_filter_depth.or(file.max_filter_depth).unwrap_or(d.filter.max_depth),
+        },
     };
     let at_least = |name: &str, value: u64, min: u64| {
         if value < min { Err(format!("--{name} {value} must be at least {min}")) } else { Ok(()) }
     };
     at_least("max-page-size", limits.max_page_size, 1)?;
+    at_least("max-filter-length", limits.filter.max_len as u64, 16)?;
+    at_least("max-filter-depth", limits.filter.max_depth as u64, 1)?;
+    if limits.filter.capped() != limits.filter {
+        return Err(format!(
+            "--max-filter-length {} --max-filter-depth {}: the most scimd accepts is {} characters and {} levels",
+            limits.filter.max_len,
+            limits.filter.max_depth,
+            FilterLimits::MAX.max_len,
+            FilterLimits::MAX.max_depth
+        ));
+    }
     at_least("max-bulk-operations", limits.max_bulk_operations as u64, 1)?;
     // A body must hold at least one resource of the largest size SCIM accepts.
     at_least("max-body-bytes", limits.max_body as u64, 64 * 1024)?;

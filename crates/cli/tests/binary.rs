@@ -667,12 +667,16 @@ fn a_node_killed_mid_activation_leaves_the_rest_to_another_and_each_user_is_acti
 #[test]
 fn serve_takes_its_rate_limit_and_request_limits_from_flags() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &["--rate-limit", "1", "--rate-burst", "3", "--max-page-size", "7"], &[]);
+    let flags = ["--rate-limit", "1", "--rate-burst", "3", "--max-page-size", "7", "--max-filter-depth", "1"];
+    let s = Server::start(dir.path(), &flags, &[]);
     assert_eq!(s.printed("Rate limit:").as_deref(), Some("Rate limit:      1 SCIM requests/s per tenant, bursts of 3"));
     let token = s.printed("scimd_").unwrap();
     let (_, config) = http(s.port, "GET", "/scim/v2/ServiceProviderConfig", Some(&token), None);
     assert_eq!(config["filter"]["maxResults"], 7, "the configured page size is advertised");
-    for _ in 0..3 {
+    let (code, body) = http(s.port, "GET", "/scim/v2/Users?filter=((userName%20pr))", Some(&token), None);
+    assert_eq!(code, 400, "nesting beyond --max-filter-depth 1: {body}");
+    // That request took one of the burst's three.
+    for _ in 0..2 {
         assert_eq!(http(s.port, "GET", "/scim/v2/Users", Some(&token), None).0, 200);
     }
     let (code, body) = http(s.port, "GET", "/scim/v2/Users", Some(&token), None);
@@ -683,4 +687,6 @@ fn serve_takes_its_rate_limit_and_request_limits_from_flags() {
     assert_eq!(s.printed("Rate limit:").as_deref(), Some("Rate limit:      none (--rate-limit 0)"));
     let (ok, _, err) = run(&["serve", "--data-dir", "/nonexistent", "--rate-limit", "5", "--rate-burst", "0"]);
     assert!(!ok && err.contains("burst must be at least 1"), "{err}");
+    let (ok, _, err) = run(&["serve", "--data-dir", "/nonexistent", "--max-filter-length", "5000"]);
+    assert!(!ok && err.contains("the most scimd accepts is 4096 characters"), "{err}");
 }

@@ -42,6 +42,8 @@ pub struct Limits {
     pub max_body: usize,
     /// Each tenant's SCIM request rate, unless an operator gave the tenant its own.
     pub rate: rate_limit::RateLimit,
+    /// Length and nesting of clients' filters (at most the protocol core's bounds).
+    pub filter: scim_proto::filter::FilterLimits,
 }
 
 impl Default for Limits {
@@ -53,6 +55,7 @@ impl Default for Limits {
             max_bulk_payload: 4 * 1024 * 1024,
             max_body: 1024 * 1024,
             rate: rate_limit::RateLimit::DEFAULT,
+            filter: scim_proto::filter::FilterLimits::MAX,
         }
     }
 }

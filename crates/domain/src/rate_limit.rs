@@ -139,10 +139,8 @@ impl Service {
     /// tenant is over its rate limit.
     pub async fn admit_request(&self, tenant: &str) -> Result<()> {
         let now = Instant::now();
-        let limit = match self.rate_limiter.knows(tenant, now) {
-            true => None,
-            false => Some(self.tenant_rate_limit(tenant).await?.0),
-        };
+        let limit =
+            if self.rate_limiter.knows(tenant, now) { None } else { Some(self.tenant_rate_limit(tenant).await?.0) };
         self.rate_limiter.take(tenant, now, limit).map_err(|wait| {
             let seconds = wait.as_secs_f64().ceil().max(1.0) as u32;
             DomainError::Refused(Refusal {

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::error::ScimError;
-use crate::filter::{self, Filter};
+use crate::filter::{self, Filter, FilterLimits};
 use crate::path::AttrPath;
 use crate::schema::SEARCH_REQUEST_SCHEMA;
 
@@ -35,11 +35,14 @@ impl ListParams {
     /// Reads the parameters from decoded query-string pairs. Names are matched
     /// case-insensitively; unknown parameters are ignored (IdPs append their own flags, e.g.
     /// Entra's `aadOptscim062020`).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ScimError> {
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        filter_limits: FilterLimits,
+    ) -> Result<Self, ScimError> {
         let mut params = ListParams { start_index: 1, ..Default::default() };
         for (name, value) in pairs {
             match name.to_ascii_lowercase().as_str() {
-                "filter" => params.filter = Some(filter::parse(value)?),
+                "filter" => params.filter = Some(filter::parse_limited(value, filter_limits)?),
                 "sortby" => params.sort_by = Some(parse_sort_by(value)?),
                 "sortorder" => params.descending = parse_sort_order(value)?,
                 "startindex" => {
@@ -57,7 +60,7 @@ impl ListParams {
     }
 
     /// Reads the parameters from a `POST /.search` body (a SearchRequest message).
-    pub fn from_search_request(body: &Value) -> Result<Self, ScimError> {
+    pub fn from_search_request(body: &Value, filter_limits: FilterLimits) -> Result<Self, ScimError> {
         let obj = body.as_object().ok_or_else(|| {
             ScimError::invalid_syntax("a search request body must be a JSON object (a SearchRequest message)")
         })?;
@@ -92,7 +95,7 @@ impl ListParams {
                 }
             };
             match key.as_str() {
-                "filter" => params.filter = Some(filter::parse(&text()?)?),
+                "filter" => params.filter = Some(filter::parse_limited(&text()?, filter_limits)?),
                 "sortby" => params.sort_by = Some(parse_sort_by(&text()?)?),
                 "sortorder" => params.descending = parse_sort_order(&text()?)?,
                 "startindex" => {
@@ -150,20 +153,22 @@ mod tests {
 
     #[test]
     fn rfc_interpretations_of_out_of_range_values() {
-        let p = ListParams::from_pairs([("startIndex", "0"), ("count", "-5"), ("aadOptscim062020", "")]).unwrap();
+        let p =
+            ListParams::from_pairs([("startIndex", "0"), ("count", "-5"), ("aadOptscim062020", "")], FilterLimits::MAX)
+                .unwrap();
         assert_eq!(p.start_index, 1);
         assert_eq!(p.count, Some(0));
-        assert!(ListParams::from_pairs([("count", "ten")]).is_err());
-        assert!(ListParams::from_pairs([("sortOrder", "up")]).is_err());
+        assert!(ListParams::from_pairs([("count", "ten")], FilterLimits::MAX).is_err());
+        assert!(ListParams::from_pairs([("sortOrder", "up")], FilterLimits::MAX).is_err());
     }
 
     #[test]
     fn cursor_from_query_and_search_request() {
-        let first = ListParams::from_pairs([("cursor", ""), ("count", "10")]).unwrap();
+        let first = ListParams::from_pairs([("cursor", ""), ("count", "10")], FilterLimits::MAX).unwrap();
         assert_eq!(first.cursor.as_deref(), Some(""));
         assert!(!first.start_index_given);
         let body = serde_json::json!({ "schemas": [SEARCH_REQUEST_SCHEMA], "cursor": "abc", "startIndex": 3 });
-        let next = ListParams::from_search_request(&body).unwrap();
+        let next = ListParams::from_search_request(&body, FilterLimits::MAX).unwrap();
         assert_eq!(next.cursor.as_deref(), Some("abc"));
         assert!(next.start_index_given);
     }

@@ -19,7 +19,9 @@ mod validate;
 pub use eval::{compare_values, values_of};
 pub use explain::{Explanation, FailedClause};
 pub(crate) use parse::value_filter;
-pub use parse::{MAX_FILTER_DEPTH, MAX_FILTER_LEN, MAX_FILTER_TERMS, parse, parse_trusted};
+pub use parse::{
+    FilterLimits, MAX_FILTER_DEPTH, MAX_FILTER_LEN, MAX_FILTER_TERMS, parse, parse_limited, parse_trusted,
+};
 
 /// A filter expression.
 #[derive(Debug, Clone, PartialEq)]

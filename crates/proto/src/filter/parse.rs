@@ -33,13 +33,46 @@ pub const MAX_FILTER_DEPTH: usize = 32;
 /// depth of the left-leaning `and`/`or` trees, which are walked recursively.
 pub const MAX_FILTER_TERMS: usize = 200;
 
+/// The length and nesting a deployment accepts in clients' filters: at most
+/// [`MAX_FILTER_LEN`] and [`MAX_FILTER_DEPTH`], the protocol core's own bounds; an operator may
+/// set them lower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterLimits {
+    /// Longest filter, in characters.
+    pub max_len: usize,
+    /// Deepest nesting of parentheses, `not (...)` and value filters.
+    pub max_depth: usize,
+}
+
+impl FilterLimits {
+    /// The protocol core's bounds.
+    pub const MAX: FilterLimits = FilterLimits { max_len: MAX_FILTER_LEN, max_depth: MAX_FILTER_DEPTH };
+
+    /// These limits, each capped at the protocol core's bound.
+    pub fn capped(self) -> FilterLimits {
+        FilterLimits { max_len: self.max_len.min(MAX_FILTER_LEN), max_depth: self.max_depth.min(MAX_FILTER_DEPTH) }
+    }
+}
+
+impl Default for FilterLimits {
+    fn default() -> Self {
+        FilterLimits::MAX
+    }
+}
+
 /// Parses a filter such as `userName eq "bjensen" and emails[type eq "work"]`.
 ///
 /// Errors are `400 invalidFilter` whose detail names the 1-based character position and what
 /// was expected there.
 pub fn parse(text: &str) -> Result<Filter, ScimError> {
-    check_length(text, Syntax::Filter)?;
-    parse_unbounded(text)
+    parse_limited(text, FilterLimits::MAX)
+}
+
+/// [`parse`] within a deployment's (possibly lower) [`FilterLimits`].
+pub fn parse_limited(text: &str, limits: FilterLimits) -> Result<Filter, ScimError> {
+    let limits = limits.capped();
+    check_length(text, Syntax::Filter, limits.max_len)?;
+    parse_unbounded(text, limits.max_depth)
 }
 
 /// Parses a filter this process printed itself (with [`Filter`]'s `Display`), such as the
@@ -48,12 +81,12 @@ pub fn parse(text: &str) -> Result<Filter, ScimError> {
 /// [`MAX_FILTER_LEN`] limit, because printing a valid filter can lengthen it (`not(a pr)`
 /// prints as `not (a pr)`, `1E3` as `1000.0`). Do not use it for text from clients.
 pub fn parse_trusted(text: &str) -> Result<Filter, ScimError> {
-    parse_unbounded(text)
+    parse_unbounded(text, MAX_FILTER_DEPTH)
 }
 
 /// [`parse`] without the length check.
-fn parse_unbounded(text: &str) -> Result<Filter, ScimError> {
-    let mut parser = Parser::new(text, Syntax::Filter);
+fn parse_unbounded(text: &str, max_depth: usize) -> Result<Filter, ScimError> {
+    let mut parser = Parser::new(text, Syntax::Filter, max_depth);
     let filter = parser.or_expr(None, 0, None)?;
     parser.skip_ws();
     match parser.peek() {
@@ -73,8 +106,8 @@ fn parse_unbounded(text: &str) -> Result<Filter, ScimError> {
 /// `text`, with paths relative to `parent`. Returns the filter and the byte offset just past
 /// the `]`. Errors are `400 invalidPath`, with positions counted in the whole path.
 pub(crate) fn value_filter(text: &str, parent: &AttrPath, open: usize) -> Result<(Filter, usize), ScimError> {
-    check_length(text, Syntax::Path)?;
-    let mut parser = Parser::new(text, Syntax::Path);
+    check_length(text, Syntax::Path, MAX_FILTER_LEN)?;
+    let mut parser = Parser::new(text, Syntax::Path, MAX_FILTER_DEPTH);
     parser.pos = open + '['.len_utf8();
     let filter = parser.or_expr(Some(parent), 1, Some("'['"))?;
     parser.close(']', open)?;
@@ -104,15 +137,13 @@ impl Syntax {
     }
 }
 
-fn check_length(text: &str, syntax: Syntax) -> Result<(), ScimError> {
+fn check_length(text: &str, syntax: Syntax, max_len: usize) -> Result<(), ScimError> {
     // A character is at least one byte, so only long inputs need counting.
-    if text.len() > MAX_FILTER_LEN {
+    if text.len() > max_len {
         let chars = text.chars().count();
-        if chars > MAX_FILTER_LEN {
-            return Err(syntax.error(format!(
-                "invalid {}: it is {chars} characters long; the limit is {MAX_FILTER_LEN}",
-                syntax.noun()
-            )));
+        if chars > max_len {
+            return Err(syntax
+                .error(format!("invalid {}: it is {chars} characters long; the limit is {max_len}", syntax.noun())));
         }
     }
     Ok(())
@@ -136,11 +167,13 @@ struct Parser<'a> {
     /// Comparisons parsed so far, against [`MAX_FILTER_TERMS`].
     terms: usize,
     syntax: Syntax,
+    /// Deepest nesting accepted, at most [`MAX_FILTER_DEPTH`].
+    max_depth: usize,
 }
 
 impl<'a> Parser<'a> {
-    fn new(text: &'a str, syntax: Syntax) -> Self {
-        Parser { text, pos: 0, terms: 0, syntax }
+    fn new(text: &'a str, syntax: Syntax, max_depth: usize) -> Self {
+        Parser { text, pos: 0, terms: 0, syntax, max_depth }
     }
 
     /// An error at byte offset `at`, reported as a 1-based character position.
@@ -523,12 +556,13 @@ impl<'a> Parser<'a> {
 
     /// Counts one more level of nesting at byte `at`.
     fn enter(&self, depth: usize, at: usize) -> Result<(), ScimError> {
-        if depth >= MAX_FILTER_DEPTH {
+        if depth >= self.max_depth {
             return Err(self.error(
                 at,
                 format!(
-                    "the {} nests parentheses, 'not' and value filters more than {MAX_FILTER_DEPTH} levels deep",
-                    self.syntax.noun()
+                    "the {} nests parentheses, 'not' and value filters more than {} levels deep",
+                    self.syntax.noun(),
+                    self.max_depth
                 ),
             ));
         }

@@ -122,13 +122,14 @@ async fn list(kinds: &[ResourceKind], state: &AppState, caller: &ScimCaller, par
 
 async fn list_from_query(kind: ResourceKind, state: AppState, caller: ScimCaller, raw: Option<String>) -> Reply {
     let pairs = query_pairs(raw.as_deref())?;
-    let params = ListParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let filter_limits = state.service.limits.filter;
+    let params = ListParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), filter_limits)?;
     list(&[kind], &state, &caller, params).await
 }
 
 async fn search(kinds: &[ResourceKind], state: AppState, caller: ScimCaller, headers: HeaderMap, body: Body) -> Reply {
     let body = read_json(&headers, body, state.service.limits.max_body).await.map_err(ScimError::from)?;
-    let params = ListParams::from_search_request(&body)?;
+    let params = ListParams::from_search_request(&body, state.service.limits.filter)?;
     list(kinds, &state, &caller, params).await
 }
 

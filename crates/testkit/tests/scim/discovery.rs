@@ -29,6 +29,7 @@ async fn service_provider_config_advertises_features_and_limits() {
         max_bulk_payload: 65_536,
         max_body: 100_000,
         rate: scimd_domain::rate_limit::RateLimit::UNLIMITED,
+        filter: scim_proto::filter::FilterLimits::MAX,
     };
     let s = TestServer::start_with(limits).await;
     let r = s.scim().get("/ServiceProviderConfig").await;

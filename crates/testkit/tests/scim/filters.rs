@@ -378,3 +378,23 @@ async fn filters_see_changes_at_once() {
     f.users("emails[type eq \"work\" and value co \"@corp\"]", &[&f.alice, id]).await;
     f.users("title co \"Eng\"", &[&f.alice, &f.bob, id]).await;
 }
+
+/// An operator may lower the filter limits (`--max-filter-length`, `--max-filter-depth`): longer
+/// or deeper filters are a 400 `invalidFilter` naming the limit, by GET and by `.search`.
+#[tokio::test]
+async fn a_deployment_may_lower_the_filter_limits() {
+    let filter = scim_proto::filter::FilterLimits { max_len: 40, max_depth: 2 };
+    let s = TestServer::start_with(scimd_domain::Limits { filter, ..scimd_domain::Limits::default() }).await;
+    let c = s.scim();
+    let ok = "userName eq \"a\" or (userName eq \"b\")";
+    let long = "userName eq \"a\" or userName eq \"bbbbbbbbbbbbbbbbbbbbbbbb\"";
+    let deep = "(((userName eq \"a\")))";
+    assert_eq!(c.get(&format!("/Users?filter={}", enc(ok))).await.status, 200);
+    for (text, mentions) in [(long, "the limit is 40"), (deep, "more than 2 levels deep")] {
+        let r = c.get(&format!("/Users?filter={}", enc(text))).await;
+        assert_scim_error(&r, 400, Some("invalidFilter"));
+        assert!(r.body["detail"].as_str().unwrap().contains(mentions), "{}", r.text);
+        let r = c.post("/Users/.search", &json!({ "schemas": [SEARCH_REQUEST], "filter": text })).await;
+        assert_scim_error(&r, 400, Some("invalidFilter"));
+    }
+}
