@@ -52,7 +52,6 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
         let (app, requests) = (app.clone(), activity.clone());
         let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
