@@ -192,14 +192,22 @@ impl Worker {
         true
     }
 
-    /// Applies `change` to user `i` by `body`; `refusals` are the statuses that leave it as it was.
-    fn patch_user(&mut self, i: usize, body: Value, refusals: &[u16], change: impl FnOnce(&mut Seen)) -> bool {
+    /// Sends the PATCH `request` builds from user `i`'s id and state, which makes `change` of it;
+    /// `refusals` are the statuses that leave it as it was.
+    fn patch(
+        &mut self,
+        i: usize,
+        refusals: &[u16],
+        request: impl FnOnce(&str, &Seen) -> (String, Value),
+        change: impl FnOnce(&mut Seen),
+    ) -> bool {
         let (Some(before), Some(id)) = (self.users[i].known().cloned(), self.users[i].id.clone()) else {
             return true;
         };
+        let (path, body) = request(&id, &before);
         let mut after = before.clone();
         change(&mut after);
-        match self.write("PATCH", &format!("/scim/v2/Users/{id}"), &body, refusals) {
+        match self.write("PATCH", &path, &body, refusals) {
             Outcome::Done(_) => self.users[i].allowed = vec![Some(after)],
             Outcome::Refused => {}
             Outcome::Unknown => {
@@ -212,42 +220,37 @@ impl Worker {
 
     /// Deactivates an active user, or re-activates one (refused with 403 when the seats are gone).
     fn toggle_active(&mut self, i: usize) -> bool {
-        let Some(active) = self.users[i].known().map(|s| s.active) else { return true };
-        let body =
-            json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "replace", "path": "active", "value": !active }] });
-        self.patch_user(i, body, &[403, 409], |s| s.active = !active)
+        let request = |id: &str, s: &Seen| {
+            let operation = json!({ "op": "replace", "path": "active", "value": !s.active });
+            (format!("/scim/v2/Users/{id}"), json!({ "schemas": [PATCH_OP], "Operations": [operation] }))
+        };
+        self.patch(i, &[403, 409], request, |s| s.active = !s.active)
     }
 
     /// Moves the user to another email: a fresh one, or a foreign one (409, nothing changes).
     fn change_email(&mut self, i: usize) -> bool {
         let user_name = self.users[i].user_name.clone();
         let email = self.some_email(&user_name);
-        let body = json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "replace", "path": "emails",
-            "value": [{ "value": email, "type": "work", "primary": true }] }] });
-        self.patch_user(i, body, &[409], |s| s.email = email)
+        let value = json!([{ "value": email, "type": "work", "primary": true }]);
+        let request = |id: &str, _: &Seen| {
+            let operation = json!({ "op": "replace", "path": "emails", "value": value });
+            (format!("/scim/v2/Users/{id}"), json!({ "schemas": [PATCH_OP], "Operations": [operation] }))
+        };
+        self.patch(i, &[409], request, |s| s.email = email)
     }
 
     /// Adds the user to the worker's group, or removes it.
     fn toggle_membership(&mut self, i: usize) -> bool {
-        let (Some(before), Some(id)) = (self.users[i].known().cloned(), self.users[i].id.clone()) else {
-            return true;
+        let group = format!("/scim/v2/Groups/{}", self.group);
+        let request = |id: &str, s: &Seen| {
+            let operation = if s.member {
+                json!({ "op": "remove", "path": format!("members[value eq \"{id}\"]") })
+            } else {
+                json!({ "op": "add", "path": "members", "value": [{ "value": id }] })
+            };
+            (group, json!({ "schemas": [PATCH_OP], "Operations": [operation] }))
         };
-        let operation = if before.member {
-            json!({ "op": "remove", "path": format!("members[value eq \"{id}\"]") })
-        } else {
-            json!({ "op": "add", "path": "members", "value": [{ "value": id }] })
-        };
-        let body = json!({ "schemas": [PATCH_OP], "Operations": [operation] });
-        let after = Seen { member: !before.member, ..before.clone() };
-        match self.write("PATCH", &format!("/scim/v2/Groups/{}", self.group), &body, &[]) {
-            Outcome::Done(_) => self.users[i].allowed = vec![Some(after)],
-            Outcome::Refused => {}
-            Outcome::Unknown => {
-                self.users[i].allowed = vec![Some(before), Some(after)];
-                return false;
-            }
-        }
-        true
+        self.patch(i, &[], request, |s| s.member = !s.member)
     }
 }
 

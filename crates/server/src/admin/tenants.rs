@@ -12,7 +12,7 @@ use scimd_domain::tenant::Tenant;
 use scimd_domain::token::{TokenRecord, TokenRequest};
 use serde_json::{Map, Value, json};
 
-use super::input::{Reply, invalid, json_object, only_fields};
+use super::input::{Reply, invalid, json_object, only_fields, required};
 use super::{Caller, IdPath, ItemPath};
 use crate::AppState;
 
@@ -155,15 +155,11 @@ pub async fn put_rate_limit(
     let tenant = caller.tenant(&state, path).await?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &["per_second", "burst"])?;
-    let count = |name: &str| {
-        body.get(name).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
-            invalid(format!(
-                "\"{name}\" (a whole number of requests) is required; \"per_second\": 0 disables the limit"
-            ))
-        })
-    };
-    let limit = RateLimit { per_second: count("per_second")?, burst: count("burst")? };
-    let audit = caller.change(Some(&tenant), "rate_limit.update", &tenant.id);
+    const COUNT: &str = "a whole number of requests; \"per_second\": 0 disables the limit";
+    let limit =
+        RateLimit { per_second: required(&body, "per_second", COUNT)?, burst: required(&body, "burst", COUNT)? };
+    let before = Some(rate_limit_json(state.service.tenant_rate_limit(&tenant.id).await?));
+    let audit = Change { before, ..caller.change(Some(&tenant), "rate_limit.update", &tenant.id) };
     let op = state.service.set_tenant_rate_limit(&caller.0, &tenant.id, Some(limit));
     Ok(Json(rate_limit_json(state.service.audited(audit, op).await?)).into_response())
 }

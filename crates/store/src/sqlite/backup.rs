@@ -39,16 +39,16 @@ fn failed(what: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("{what} {}: {e}", path.display()))
 }
 
+/// Opens (creating it) the lock file of the data directory.
+fn lock_file(data_dir: &Path) -> Result<File, StoreError> {
+    let path = data_dir.join(LOCK_FILE);
+    OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| failed("cannot open", &path, e))
+}
+
 /// Takes the shared lock a process holds on the data directory while it uses the database.
 pub(super) fn lock_shared(data_dir: &Path) -> Result<File, StoreError> {
-    let path = data_dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| failed("cannot open", &path, e))?;
-    file.lock_shared().map_err(|e| failed("cannot lock", &path, e))?;
+    let file = lock_file(data_dir)?;
+    file.lock_shared().map_err(|e| failed("cannot lock", &data_dir.join(LOCK_FILE), e))?;
     Ok(file)
 }
 
@@ -83,13 +83,7 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupSummary, StoreError> {
 pub fn restore(data_dir: &Path, from: &Path) -> Result<(BackupSummary, Option<PathBuf>), StoreError> {
     let summary = check(from)?;
     std::fs::create_dir_all(data_dir).map_err(|e| failed("cannot create", data_dir, e))?;
-    let lock_path = data_dir.join(LOCK_FILE);
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| failed("cannot open", &lock_path, e))?;
+    let lock = lock_file(data_dir)?;
     lock.try_lock().map_err(|_| {
         StoreError::Backend(format!(
             "the database in {} is in use (a scimd serve or another command holds it): stop every scimd \
