@@ -409,3 +409,20 @@ async fn no_input_gives_a_500() {
     assert!(status == 0 || (400..500).contains(&status), "{text}");
     assert_eq!(c.get("/Users").await.status, 200);
 }
+
+/// Without `--public-url`, links follow the request's `Host` only when it is a plain
+/// `host[:port]`: a `Host` that would bend them (a path, a user, a query) gives `localhost`.
+#[tokio::test]
+async fn a_host_header_cannot_bend_the_links() {
+    let s = TestServer::start().await;
+    let c = s.scim();
+    let id = crate::support::create_user(&c, "linked").await;
+    let location = |r: &Response| r.body["meta"]["location"].as_str().unwrap().to_owned();
+    let plain = c.send(Method::GET, &format!("/Users/{id}"), None, &[("host", "scim.example.com:8443")]).await;
+    assert_eq!(location(&plain), format!("http://scim.example.com:8443/scim/v2/Users/{id}"));
+    for host in ["evil.example/phish?", "user@evil.example", "evil.example#x", "a b", "évil.example"] {
+        let r = c.send(Method::GET, &format!("/Users/{id}"), None, &[("host", host)]).await;
+        assert_eq!(r.status, 200, "{host}: {}", r.text);
+        assert_eq!(location(&r), format!("http://localhost/scim/v2/Users/{id}"), "Host {host:?}");
+    }
+}
