@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use scimd_domain::doctor::{DoctorOptions, MAX_WINDOW_DAYS};
 
@@ -30,20 +30,6 @@ fn parse_query(raw: Option<&str>) -> Result<DoctorOptions, AdminFailure> {
     Ok(options)
 }
 
-/// The SCIM base URL the tenant's IdP should use, as this request sees the server: the
-/// configured public URL, else the `Host` the admin reached (only when it is a plain authority,
-/// so that nothing a client sends can change the advice's meaning).
-pub(crate) fn scim_base(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    if let Some(url) = &state.public_url {
-        return Some(format!("{}/scim/v2", url.trim_end_matches('/')));
-    }
-    let host = headers.get(header::HOST)?.to_str().ok()?;
-    let plain = !host.is_empty()
-        && host.len() <= 255
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
-    plain.then(|| format!("http://{host}/scim/v2"))
-}
-
 /// `GET /tenants/{id}/doctor?user=&days=`: the report (findings with severity, code, title,
 /// evidence and fix) over the last `days` (default 7), about one user when `user` is given.
 pub async fn tenant_doctor(
@@ -55,7 +41,7 @@ pub async fn tenant_doctor(
 ) -> Reply {
     let tenant = caller.tenant(&state, path).await?;
     let mut options = parse_query(raw.as_deref())?;
-    options.base_url = scim_base(&state, &headers);
+    options.base_url = crate::scim::advertised_base(&state, &headers);
     let report = state.service.doctor_with(&tenant, options).await?;
     Ok(Json(report).into_response())
 }

@@ -420,7 +420,7 @@ pub async fn search_users(
 pub async fn get_user(caller: Caller, State(state): State<AppState>, path: ItemPath, headers: HeaderMap) -> Reply {
     let (tenant, id) = caller.tenant_item(&state, path).await?;
     let user = state.service.any_user(&tenant, &id).await.map_err(user_failure)?;
-    let base = super::doctor::scim_base(&state, &headers).unwrap_or_else(|| "/scim/v2".into());
+    let base = crate::scim::advertised_base(&state, &headers).unwrap_or_else(|| "/scim/v2".into());
     let mut out = placement_json(&user);
     out["claimed_email"] = json!(user.placement.as_ref().and_then(|p| p.claimed_email.clone()));
     out["scim"] = user.to_scim(&base);

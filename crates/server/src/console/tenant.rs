@@ -23,8 +23,8 @@ use super::session::Signed;
 use super::view::{Frame, maybe_when, pretty, when};
 use super::{ConsoleError, ConsoleForm, ConsoleQuery, PageResult, render, render_with};
 use crate::AppState;
-use crate::admin::doctor::scim_base;
 use crate::admin::provisioning::placement_json;
+use crate::scim::advertised_base;
 
 /// The tenant of the path, if the signed-in account may see it, with the page's frame.
 async fn open(
@@ -397,7 +397,7 @@ pub async fn user(
     })?;
     let profiles = state.service.profiles(&tenant).await?;
     let regions = state.service.tenant_regions(&tenant).await?;
-    let base = scim_base(&state, &headers).unwrap_or_else(|| "/scim/v2".into());
+    let base = advertised_base(&state, &headers).unwrap_or_else(|| "/scim/v2".into());
     let row = user_row(&user, &profiles, &regions);
     // The log names a user by id once it exists, and by userName in the request that created it.
     let mut timeline = Vec::new();
@@ -568,7 +568,7 @@ async fn deployment_page(
         frame,
         notice,
         error,
-        base_url: scim_base(state, headers).unwrap_or_else(|| "/scim/v2".into()),
+        base_url: advertised_base(state, headers).unwrap_or_else(|| "/scim/v2".into()),
         tokens,
         lifetime_days: tenant.token_lifetime_days,
         new_token,
@@ -1428,7 +1428,7 @@ pub async fn health(
 ) -> PageResult {
     let (tenant, frame) = open(&state, &signed, &id, "health", "Health").await?;
     let options = scimd_domain::doctor::DoctorOptions {
-        base_url: scim_base(&state, &headers),
+        base_url: advertised_base(&state, &headers),
         ..scimd_domain::doctor::DoctorOptions::default()
     };
     let report = state.service.doctor_with(&tenant, options).await?;

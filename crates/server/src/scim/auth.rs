@@ -1,8 +1,8 @@
 //! Who is calling: the tenant a bearer token belongs to, and the base URL to build links with.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use scimd_domain::tenant::Tenant;
 
 use crate::AppState;
@@ -20,18 +20,18 @@ pub struct ScimCaller {
 
 /// The SCIM base URL for a request: the configured public URL, else built from `Host`.
 pub fn base_url(state: &AppState, parts: &Parts) -> String {
-    match &state.public_url {
-        Some(url) => format!("{}/scim/v2", url.trim_end_matches('/')),
-        None => {
-            let host = parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .filter(|h| is_authority(h))
-                .unwrap_or("localhost");
-            format!("http://{host}/scim/v2")
-        }
+    advertised_base(state, &parts.headers).unwrap_or_else(|| "http://localhost/scim/v2".to_owned())
+}
+
+/// The SCIM base URL as a request shows the server: the configured public URL, else the `Host`
+/// it reached, only when that is a plain authority (so that nothing a client sends can change
+/// the meaning of a link); `None` otherwise.
+pub(crate) fn advertised_base(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    if let Some(url) = &state.public_url {
+        return Some(format!("{}/scim/v2", url.trim_end_matches('/')));
     }
+    let host = headers.get(header::HOST)?.to_str().ok().filter(|h| is_authority(h))?;
+    Some(format!("http://{host}/scim/v2"))
 }
 
 /// Whether a `Host` header is a plain `host[:port]` (name, IPv4 or bracketed IPv6): nothing that

@@ -17,6 +17,7 @@ use crate::AppState;
 use crate::edge::{NoteSlot, ScimFailure, not_found};
 
 pub use auth::ScimCaller;
+pub(crate) use auth::advertised_base;
 
 /// The `/scim/v2` router.
 pub fn router() -> Router<AppState> {
