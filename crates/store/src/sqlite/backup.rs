@@ -78,7 +78,7 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<BackupSummary, StoreError> {
     Ok(BackupSummary { file: to.to_owned(), ..summary })
 }
 
-/// Replaces the database in `data_dir` with the backup `from`, once no process uses it. The
+/// Replaces the database in `data_dir` with the backup `from`; refused while any process uses it. The
 /// database it replaces is kept as `scimd.db.before-restore-<unix time>`; its path is returned.
 pub fn restore(data_dir: &Path, from: &Path) -> Result<(BackupSummary, Option<PathBuf>), StoreError> {
     let summary = check(from)?;
