@@ -30,12 +30,8 @@ async fn main() -> ExitCode {
     // Monitoring reads 1 and 2 as the doctor's warnings and errors; a doctor that could not run
     // exits 3 (Nagios' "unknown") so that it is never mistaken for either.
     let failure = if matches!(cli.command, config::Command::Doctor(_)) { ExitCode::from(3) } else { ExitCode::FAILURE };
-    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    for directive in scimd_server::SECRET_SAFE_LOG_DIRECTIVES {
-        if let Ok(directive) = directive.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
+    let configured = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = scimd_server::secret_safe_log_filter(configured);
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match commands::run(cli).await {
         Ok(code) => ExitCode::from(code),

@@ -25,10 +25,12 @@ pub use events::EventRecorder;
 pub use metrics::{Metrics, WebhookResult};
 pub use serve::serve;
 
-/// Log directives every scimd process applies over its configured filter (`RUST_LOG`): the
-/// PostgreSQL client logs each statement's parameters at debug level, and those hold webhook
-/// secrets and users' personal data, so it never logs below info.
-pub const SECRET_SAFE_LOG_DIRECTIVES: &[&str] = &["tokio_postgres=info"];
+/// The log filter every scimd process uses: `configured` (from `RUST_LOG`), except that the
+/// PostgreSQL client never logs below info. At debug level it logs each statement's parameters,
+/// and those hold webhook secrets and users' personal data.
+pub fn secret_safe_log_filter(configured: tracing_subscriber::EnvFilter) -> tracing_subscriber::EnvFilter {
+    configured.add_directive("tokio_postgres=info".parse().expect("a constant, valid directive"))
+}
 
 /// Settings of the HTTP side that are not part of the domain.
 #[derive(Debug, Clone)]

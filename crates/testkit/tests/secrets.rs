@@ -38,10 +38,7 @@ async fn no_secret_appears_in_logs_events_errors_or_the_database() {
     let logs = Captured::default();
     let writer = logs.clone();
     // Everything at every level, but for the directives the scimd binary always applies.
-    let mut filter = tracing_subscriber::EnvFilter::new("trace");
-    for directive in scimd_server::SECRET_SAFE_LOG_DIRECTIVES {
-        filter = filter.add_directive(directive.parse().unwrap());
-    }
+    let filter = scimd_server::secret_safe_log_filter(tracing_subscriber::EnvFilter::new("trace"));
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(move || writer.clone()).init();
 
     let s = TestServer::start().await;

